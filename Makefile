@@ -1,0 +1,72 @@
+# mediag: `make run` executes the course, `make test` proves it. Both set up .venv first if needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# TensorFlow must see these before its first import, or its start-up logs land in cell outputs.
+export TF_CPP_MIN_LOG_LEVEL  := 3
+export TF_ENABLE_ONEDNN_OPTS := 0
+export PYTHONHASHSEED        := 0
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+export MPLBACKEND            := module://matplotlib_inline.backend_inline
+
+NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: help install run test test-unit test-notebooks notebooks export lab lint lock bench clean
+
+help:
+	@echo "make run        execute every notebook into build/ and write build/index.html"
+	@echo "make test       unit tests + every notebook against its stored outputs (nbval)"
+	@echo "make lab        open JupyterLab on notebooks/"
+	@echo "make lint       ruff on the package, the tests and the notebooks"
+	@echo "make export     write the notebooks' #@save cells into mediag/scratch/"
+	@echo "make notebooks  re-execute the notebooks in place (store fresh outputs), then export"
+	@echo "make bench      run benchmarks/ and rewrite BENCHMARKS.md"
+	@echo "make lock       re-pin requirements-lock.txt and environment.yml from .venv"
+
+install: $(STAMP)
+
+$(STAMP): requirements-lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mediag needs Python 3.11 (set PYTHON=...)")'
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mediag run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests notebooks $(NBVAL)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
+
+notebooks: $(STAMP)
+	$(BIN)/mediag run --in-place $(NB)
+	$(BIN)/python -m mediag.export
+
+export: $(STAMP)
+	$(BIN)/python -m mediag.export
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+lint: $(STAMP)
+	$(BIN)/ruff check mediag tests notebooks benchmarks
+
+lock: $(STAMP)
+	{ head -n 2 requirements-lock.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^mediag'; } > requirements-lock.new
+	mv requirements-lock.new requirements-lock.txt
+	$(BIN)/python tools/write_environment_yml.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,107 @@
+"""The `mediag` command line. Every command has --help; bad input gives one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mediag import __version__
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2 (never a traceback)."""
+
+
+def cmd_env(args) -> int:
+    from mediag.repro import environment
+
+    info = environment()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from mediag.repro import setup
+
+    seed = args.seed
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbelow(2**31)
+    setup(seed=seed)
+    from mediag.verify import run_registered
+
+    report, errors = run_registered(seed)
+    if args.json:
+        rows = [
+            {"check": r.name, "shape": r.shape, "max_abs_err": r.max_abs_err, "max_rel_err": r.max_rel_err,
+             "tolerance": r.tolerance, "result": r.status}
+            for r in report.rows
+        ]
+        print(json.dumps({"seed": seed, "passed": report.n_passed, "failed": report.n_failed, "rows": rows}, indent=2))
+    else:
+        print(f"mediag verify: seed {seed} (repeat with --seed {seed})")
+        print(report)
+        for title, message in errors:
+            print(f"FAILED {title}: {message}", file=sys.stderr)
+    return 1 if report.n_failed or errors or not report.rows else 0
+
+
+def cmd_run(args) -> int:
+    from mediag.runner import run_course
+
+    return run_course(args.notebooks, out=args.out, in_place=args.in_place, timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mediag", description="mediag: deep learning for medical image diagnosis, verified formula by formula."
+    )
+    parser.add_argument("--version", action="version", version=f"mediag {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("env", help="versions of Python and each framework, CPU and threads")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("verify", help="run every registered formula check on fresh random inputs")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--seed", type=int, default=None, help="seed for the random inputs (default: a new one)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("run", help="execute the notebooks into build/ and write build/index.html")
+    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: all of notebooks/, in order)")
+    p.add_argument("--out", default="build", help="output folder (default: build)")
+    p.add_argument("--in-place", action="store_true",
+                   help="store the outputs in the notebooks themselves (how maintainers refresh them)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed for one cell (default: 600)")
+    p.set_defaults(func=cmd_run)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_usage(sys.stderr)
+        print("mediag: error: a command is required (see mediag --help)", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"mediag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mediag: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Reproducibility: one call seeds every library, caps threads and turns on determinism.
+
+    from mediag.repro import setup
+    setup(seed=0)            # NumPy, Python, and PyTorch/TensorFlow if they are installed
+
+Why each step matters for the stored notebook outputs:
+- seeds: the same random inputs and initial weights on every run;
+- thread caps: BLAS and OpenCV may start more threads than the machine has cores, which is slower
+  and changes the summation order of float reductions (and therefore the last printed digits);
+- determinism flags: PyTorch and TensorFlow otherwise may pick non-deterministic kernels;
+- quiet TensorFlow: its start-up log lines would land in a cell's stderr and break nbval.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+
+import numpy as np
+
+#: environment that must be in place before TensorFlow is first imported
+QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def quiet_tensorflow() -> None:
+    """Set the variables that silence TensorFlow's C++ start-up logs (only works before its import)."""
+    for key, value in QUIET_TF_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool = True) -> dict:
+    """Seed Python, NumPy, PyTorch and TensorFlow; cap threads; turn on deterministic kernels.
+
+    `torch` / `tensorflow` set to False skip importing that framework (a notebook that does not
+    need TensorFlow starts faster). Returns the settings, for printing.
+    """
+    quiet_tensorflow()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    random.seed(seed)
+    np.random.seed(seed)
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+        cv2.setRNGSeed(seed)
+    except ImportError:
+        pass
+
+    settings = {"seed": seed, "threads": threads}
+    if torch:
+        import torch as _torch
+
+        _torch.manual_seed(seed)
+        _torch.set_num_threads(threads)
+        _torch.use_deterministic_algorithms(True)
+        settings["torch"] = _torch.__version__
+    if tensorflow:
+        import tensorflow as _tf
+
+        try:  # only possible before TensorFlow has run its first op
+            _tf.config.threading.set_intra_op_parallelism_threads(threads)
+            _tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass
+        _tf.keras.utils.set_random_seed(seed)
+        _tf.config.experimental.enable_op_determinism()
+        _tf.get_logger().setLevel("ERROR")
+        settings["tensorflow"] = _tf.__version__
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    return settings
+
+
+def environment() -> dict[str, str]:
+    """Versions of Python and each framework, the CPU and thread counts (for `mediag env`)."""
+    import importlib.metadata as md
+    import platform
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "machine": platform.machine(),
+        "cpu count": str(os.cpu_count()),
+    }
+    for dist in ("mediag", "numpy", "torch", "tensorflow", "keras", "transformers", "tokenizers",
+                 "pydicom", "pydicom-data", "opencv-python-headless", "scikit-learn", "matplotlib"):
+        try:
+            info[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            info[dist] = "not installed"
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["BLAS threads"] = ", ".join(f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info())
+    except ImportError:
+        pass
+    return info

@@ -1,0 +1,253 @@
+"""Verification: every claim of the course is an assertion that adds a row to a report.
+
+    from mediag.verify import check, gradcheck, report
+    check("softmax: NumPy vs PyTorch", ours, theirs)      # asserts, records a PASS row
+    report()                                              # the table (HTML in a notebook)
+
+`check` raises AssertionError when the two arrays disagree beyond the tolerance, after recording a
+FAIL row, so a wrong formula stops the notebook and shows up in `make run`'s summary.
+
+Checks that `mediag verify` should run on fresh random inputs are registered with
+`@register_check("title")`; each is a function of one argument, a `numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+#: default tolerances by dtype, from the course guide (float64: 1e-10, float32: 1e-5 relative)
+RTOL = {np.dtype("float64"): 1e-10, np.dtype("float32"): 1e-5}
+
+
+def rel_error(x, y) -> float:
+    """CS231n's relative error: max |x - y| / max(1e-8, |x| + |y|), elementwise, then the max."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)), initial=0.0))
+
+
+@dataclass
+class Row:
+    name: str
+    shape: str
+    max_abs_err: float
+    max_rel_err: float
+    tolerance: str
+    passed: bool
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+
+class Report:
+    """The rows recorded so far; shows as a table in a notebook and as text in a terminal."""
+
+    columns = ("check", "shape", "max abs err", "max rel err", "tolerance", "result")
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        log = os.environ.get("MEDIAG_VERIFY_LOG")
+        if log:  # `make run` collects every notebook's rows through this file
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(row)) + "\n")
+
+    def clear(self) -> None:
+        self.rows.clear()
+
+    @property
+    def n_passed(self) -> int:
+        return sum(r.passed for r in self.rows)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(not r.passed for r in self.rows)
+
+    def _cells(self):
+        for r in self.rows:
+            yield (r.name, r.shape, f"{r.max_abs_err:.1e}", f"{r.max_rel_err:.1e}", r.tolerance, r.status)
+
+    def __str__(self) -> str:
+        rows = [self.columns, *self._cells()]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(self.columns))]
+        lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "-+-".join("-" * w for w in widths))
+        lines.append(f"{self.n_passed} passed, {self.n_failed} failed")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{c}</th>" for c in self.columns)
+        body = []
+        for cells in self._cells():
+            colour = "#1a7f37" if cells[-1] == "PASS" else "#cf222e"
+            tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells[:-1])
+            body.append(f"<tr>{tds}<td style='color:{colour};font-weight:bold'>{cells[-1]}</td></tr>")
+        summary = f"<p>{self.n_passed} passed, {self.n_failed} failed</p>"
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{summary}"
+
+
+REPORT = Report()
+
+
+def report() -> Report:
+    """The verification report of this process (a notebook's kernel, or `mediag verify`)."""
+    return REPORT
+
+
+def _shape_text(a: np.ndarray) -> str:
+    return "scalar" if a.ndim == 0 else "×".join(str(n) for n in a.shape)
+
+
+def _default_rtol(*arrays: np.ndarray) -> float:
+    dtypes = [a.dtype for a in arrays if np.issubdtype(a.dtype, np.floating)]
+    if not dtypes:
+        return 0.0
+    return max(RTOL.get(d, 1e-5) for d in dtypes)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A NumPy array from a NumPy, PyTorch or TensorFlow value (detached, on the CPU)."""
+    if hasattr(x, "detach"):  # torch.Tensor
+        x = x.detach().cpu().numpy()
+    elif hasattr(x, "numpy"):  # tf.Tensor, tf.Variable
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0.0) -> Row:
+    """Assert `ours` equals `reference` within `atol + rtol * |reference|` and record a row.
+
+    `rtol` defaults to 1e-10 for float64 and 1e-5 for float32 (the looser of the two inputs).
+    Integer and boolean arrays must match exactly. Returns the recorded row.
+    """
+    ours_a, ref_a = to_numpy(ours), to_numpy(reference)
+    if ours_a.shape != ref_a.shape:
+        row = Row(name, f"{_shape_text(ours_a)} vs {_shape_text(ref_a)}", np.inf, np.inf, "shape", False)
+        REPORT.add(row)
+        raise AssertionError(f"{name}: shapes differ, {ours_a.shape} vs {ref_a.shape}")
+    if rtol is None:
+        rtol = _default_rtol(ours_a, ref_a)
+    diff = np.abs(ours_a.astype(np.float64) - ref_a.astype(np.float64))
+    max_abs = float(diff.max(initial=0.0))
+    max_rel = rel_error(ours_a, ref_a)
+    ok = bool(np.allclose(ours_a, ref_a, rtol=rtol, atol=atol, equal_nan=False))
+    tol = f"rtol={rtol:.0e}" + (f", atol={atol:.0e}" if atol else "")
+    row = Row(name, _shape_text(ours_a), max_abs, max_rel, tol, ok)
+    REPORT.add(row)
+    if not ok:
+        np.testing.assert_allclose(ours_a, ref_a, rtol=rtol, atol=atol, err_msg=name)
+    return row
+
+
+def check_true(name: str, condition: bool, detail: str = "") -> Row:
+    """Record and assert a claim that is not an array comparison (a bound, an inequality)."""
+    ok = bool(condition)
+    row = Row(name, "-", 0.0, 0.0, detail or "claim", ok)
+    REPORT.add(row)
+    if not ok:
+        raise AssertionError(f"{name}: {detail or 'claim is false'}")
+    return row
+
+
+# -- numerical gradients ----------------------------------------------------------------------------
+
+
+def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, upstream=None, h: float = 1e-6):
+    """Central-difference gradient of `sum(f(x) * upstream)` with respect to `x`.
+
+    `upstream` defaults to ones (the gradient of `f(x).sum()`), so f may return a scalar or an
+    array. `x` is never modified: each probe perturbs a copy.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        f_plus, f_minus = np.asarray(f(plus), dtype=np.float64), np.asarray(f(minus), dtype=np.float64)
+        weight = 1.0 if upstream is None else np.asarray(upstream, dtype=np.float64)
+        grad[idx] = np.sum((f_plus - f_minus) * weight) / (2 * h)
+    return grad
+
+
+def numerical_gradients(f: Callable[..., np.ndarray], arrays, upstream=None, h: float = 1e-6):
+    """Central-difference gradients of `sum(f(*arrays) * upstream)` with respect to each array."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    grads = []
+    for i in range(len(arrays)):
+
+        def f_i(a_i, i=i):
+            return f(*arrays[:i], a_i, *arrays[i + 1 :])
+
+        grads.append(numerical_gradient(f_i, arrays[i], upstream=upstream, h=h))
+    return grads
+
+
+def gradcheck(name: str, f, analytic, arrays, upstream=None, h: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-8):
+    """Compare analytic gradients with central differences and record one row per input.
+
+    `f(*arrays)` is the function, `analytic` the list of its gradients (same order as `arrays`),
+    and `upstream` the array that multiplies f's output (ones if omitted). Finite differences in
+    float64 agree to about 1e-7 relative, hence the looser default tolerance.
+    """
+    if isinstance(arrays, np.ndarray):
+        arrays, analytic = [arrays], [analytic]
+    numeric = numerical_gradients(f, arrays, upstream=upstream, h=h)
+    rows = []
+    for k, (a, n) in enumerate(zip(analytic, numeric)):
+        label = name if len(numeric) == 1 else f"{name} [input {k}]"
+        rows.append(check(label, a, n, rtol=rtol, atol=atol))
+    return rows
+
+
+# -- the registry behind `mediag verify` --------------------------------------------------------------
+
+REGISTRY: dict[str, Callable[[np.random.Generator], None]] = {}
+
+
+def register_check(title: str):
+    """Register a function `fn(rng)` that calls `check` on fresh random inputs, for `mediag verify`."""
+
+    def decorate(fn):
+        REGISTRY[title] = fn
+        return fn
+
+    return decorate
+
+
+def run_registered(seed: int | None = None) -> tuple[Report, list[tuple[str, str]]]:
+    """Import every `mediag.scratch` module (which registers its checks) and run them all.
+
+    Returns the report and a list of (check title, error message) for checks that raised.
+    """
+    import importlib
+    import pkgutil
+
+    import mediag.scratch as scratch
+
+    for info in pkgutil.iter_modules(scratch.__path__):
+        importlib.import_module(f"mediag.scratch.{info.name}")
+    REPORT.clear()
+    errors = []
+    seed_seq = np.random.SeedSequence(seed)
+    for title, fn in REGISTRY.items():
+        rng = np.random.default_rng(seed_seq.spawn(1)[0])
+        try:
+            fn(rng)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reported row
+            errors.append((title, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+            if not REPORT.rows or REPORT.rows[-1].passed:
+                REPORT.add(Row(title, "-", np.inf, np.inf, "raised", False))
+    return REPORT, errors

@@ -1,0 +1,13 @@
+"""The package's from-scratch code is exactly what the notebooks' #@save cells say."""
+
+from mediag import export
+
+
+def test_scratch_package_matches_notebooks():
+    stale = export.stale_files(export.build())
+    assert not stale, f"out of date (run `make export`): {[p.name for p in stale]}"
+
+
+def test_public_names_skip_private_and_checks():
+    src = "def a():\n    pass\n\ndef _b():\n    pass\n\ndef check_c(rng):\n    pass\n\nclass D:\n    pass\n"
+    assert export.public_names(src) == ["a", "D"]

@@ -1,0 +1,81 @@
+"""The verification harness must fail when a claim is false, not only pass when it is true."""
+
+import numpy as np
+import pytest
+
+from mediag import verify
+
+
+def test_rel_error_matches_definition():
+    x, y = np.array([1.0, 2.0]), np.array([1.0, 2.2])
+    assert verify.rel_error(x, y) == pytest.approx(0.2 / 4.2)
+
+
+def test_check_passes_and_records_row():
+    before = len(verify.report().rows)
+    row = verify.check("identical", np.ones(3), np.ones(3))
+    assert row.passed and row.status == "PASS"
+    assert len(verify.report().rows) == before + 1
+
+
+def test_check_fails_and_records_fail_row():
+    with pytest.raises(AssertionError):
+        verify.check("wrong", np.array([1.0, 2.0]), np.array([1.0, 2.1]))
+    assert verify.report().rows[-1].status == "FAIL"
+
+
+def test_check_rejects_shape_mismatch():
+    with pytest.raises(AssertionError, match="shapes differ"):
+        verify.check("shapes", np.ones(3), np.ones(4))
+
+
+def test_float32_default_tolerance_is_looser():
+    a = np.float32([1.0, 2.0])
+    verify.check("float32", a, a * (1 + 1e-6))
+    with pytest.raises(AssertionError):
+        verify.check("float64 strict", a.astype(np.float64), a.astype(np.float64) * (1 + 1e-6))
+
+
+def test_check_true_raises_on_false_claim():
+    verify.check_true("true claim", 1 < 2)
+    with pytest.raises(AssertionError):
+        verify.check_true("false claim", 2 < 1, "2 < 1")
+
+
+def test_numerical_gradient_of_known_function_and_input_untouched():
+    x = np.array([[0.5, -1.0], [2.0, 3.0]])
+    x_before = x.copy()
+    g = verify.numerical_gradient(lambda a: np.sum(a**3), x)
+    np.testing.assert_allclose(g, 3 * x**2, rtol=1e-8)
+    np.testing.assert_array_equal(x, x_before)
+
+
+def test_numerical_gradients_with_upstream():
+    a, b = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    up = np.array([0.5, 2.0])
+    ga, gb = verify.numerical_gradients(lambda a, b: a * b, [a, b], upstream=up)
+    np.testing.assert_allclose(ga, b * up, rtol=1e-8)
+    np.testing.assert_allclose(gb, a * up, rtol=1e-8)
+
+
+def test_gradcheck_catches_a_wrong_gradient():
+    x = np.array([0.3, -0.7])
+    verify.gradcheck("right", lambda a: np.sum(np.sin(a)), [np.cos(x)], [x])
+    with pytest.raises(AssertionError):
+        verify.gradcheck("wrong", lambda a: np.sum(np.sin(a)), [np.sin(x)], [x])
+
+
+def test_report_renders_text_and_html():
+    rep = verify.Report()
+    rep.add(verify.Row("a", "2×2", 1e-17, 1e-16, "rtol=1e-10", True))
+    rep.add(verify.Row("b", "2×2", 1.0, 0.5, "rtol=1e-10", False))
+    text = str(rep)
+    assert "PASS" in text and "FAIL" in text and "1 passed, 1 failed" in text
+    assert "<table>" in rep._repr_html_()
+
+
+def test_to_numpy_reads_framework_tensors():
+    import torch
+
+    t = torch.ones(2, requires_grad=True)
+    np.testing.assert_array_equal(verify.to_numpy(t * 2), [2.0, 2.0])
