@@ -45,7 +45,7 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests
 
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
+	$(BIN)/python -m pytest -p no:cacheprovider $(or $(NB),notebooks) $(NBVAL)
 
 notebooks: $(STAMP)
 	$(BIN)/mediag run --in-place $(NB)
@@ -66,7 +66,7 @@ lock: $(STAMP)
 	$(BIN)/python tools/write_environment_yml.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache
