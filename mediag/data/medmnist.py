@@ -1,0 +1,173 @@
+"""MedMNIST v2 loader: a local `.npz` first; a checksummed download only where a network exists.
+
+    from mediag.data.medmnist import load
+    d = load("pneumoniamnist")          # reads data/medmnist/pneumoniamnist.npz
+    d.train_images.shape                # (4708, 28, 28) uint8
+    d.train_labels.shape                # (4708, 1)
+    load("path/to/file.npz")            # any file with the MedMNIST keys
+
+A MedMNIST file holds `train_images`, `train_labels`, `val_images`, `val_labels`, `test_images`,
+`test_labels`; images are N×28×28 (grey) or N×28×28×3 (colour) uint8, labels N×L integers.
+Offline, a missing file raises FileNotFoundError saying which file to put where. Mind the label
+coding: in BreastMNIST 0 = malignant and 1 = normal or benign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mediag.data import CACHE
+
+#: default folder for MedMNIST files (override with the MEDMNIST_ROOT environment variable)
+ROOT = CACHE.parent / "medmnist"
+KEYS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("images", "labels"))
+_ZENODO = "https://zenodo.org/record/6496656/files/{name}.npz?download=1"
+
+#: the MedMNIST v2 facts the course uses (from MedMNIST's own info.py, v2.1.0)
+INFO = {
+    "pneumoniamnist": {"md5": "28209eda62fecd6e6a2d98b1501bb15f", "task": "binary-class",
+                       "label": {0: "normal", 1: "pneumonia"}, "n_samples": (4708, 524, 624)},
+    "breastmnist": {"md5": "750601b1f35ba3300ea97c75c52ff8f6", "task": "binary-class",
+                    "label": {0: "malignant", 1: "normal, benign"}, "n_samples": (546, 78, 156)},
+    "chestmnist": {"md5": "02c8a6516a18b556561a56cbdd36c4a8", "task": "multi-label, binary-class",
+                   "label": dict(enumerate((
+                       "atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule",
+                       "pneumonia", "pneumothorax", "consolidation", "edema", "emphysema", "fibrosis",
+                       "pleural", "hernia"))),
+                   "n_samples": (78468, 11219, 22433)},
+    "organamnist": {"md5": "866b832ed4eeba67bfb9edee1d5544e6", "task": "multi-class",
+                    "label": dict(enumerate((
+                        "bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right",
+                        "liver", "lung-left", "lung-right", "pancreas", "spleen"))),
+                    "n_samples": (34581, 6491, 17778)},
+}
+
+
+@dataclass
+class MedMNIST:
+    """The three splits of one MedMNIST file (images uint8, labels int)."""
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    label_names: dict | None = None
+    task: str | None = None
+
+    def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of "train", "val" or "test"."""
+        if which not in ("train", "val", "test"):
+            raise ValueError(f"MedMNIST.split: which must be 'train', 'val' or 'test', got {which!r}")
+        return getattr(self, f"{which}_images"), getattr(self, f"{which}_labels")
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repository when inside it (no machine paths in messages or outputs)."""
+    try:
+        return str(Path(path).resolve().relative_to(CACHE.parents[1])) or "."
+    except ValueError:
+        return str(path)
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("MEDMNIST_ROOT", ROOT))
+
+
+def md5(path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_npz(path, name: str | None = None) -> MedMNIST:
+    """Read and validate a MedMNIST-style `.npz` (keys, dtypes, shapes, matching lengths)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{_shown(path)}: no such file; give the path of a MedMNIST .npz")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{_shown(path)}: not a readable .npz file ({e}); re-download it") from None
+    with z:
+        missing = [k for k in KEYS if k not in z.files]
+        if missing:
+            raise ValueError(f"{_shown(path)}: missing keys {missing}; a MedMNIST file has {list(KEYS)}")
+        arrays = {k: z[k] for k in KEYS}
+    for split in ("train", "val", "test"):
+        im, lb = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if im.dtype != np.uint8 or im.ndim not in (3, 4) or (im.ndim == 4 and im.shape[-1] not in (1, 3)):
+            raise ValueError(f"{_shown(path)}: {split}_images must be uint8 N×H×W or N×H×W×3, "
+                             f"got {im.dtype} {im.shape}")
+        if lb.ndim == 1:
+            lb = lb[:, None]
+        if lb.ndim != 2 or not np.issubdtype(lb.dtype, np.integer) or len(lb) != len(im):
+            raise ValueError(f"{_shown(path)}: {split}_labels must be integers of shape ({len(im)}, L), "
+                             f"got {lb.dtype} {lb.shape}")
+        arrays[f"{split}_labels"] = lb
+    name = name or path.stem
+    info = INFO.get(name, {})
+    return MedMNIST(name, **arrays, label_names=info.get("label"), task=info.get("task"))
+
+
+def download(name: str, root=None, timeout: float = 60.0) -> Path:
+    """Download `name`.npz into `root` and verify its MD5; a clear error when offline or corrupted."""
+    import urllib.error
+    import urllib.request
+
+    if name not in INFO:
+        raise ValueError(f"unknown MedMNIST data set {name!r}; known: {sorted(INFO)}")
+    root = Path(root) if root is not None else default_root()
+    dest = root / f"{name}.npz"
+    url = _ZENODO.format(name=name)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as fh:
+            while chunk := r.read(1 << 20):
+                fh.write(chunk)
+    except (urllib.error.URLError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise FileNotFoundError(f"{name}.npz: download from {url} failed ({getattr(e, 'reason', e)}); "
+                                f"download it elsewhere and put it in {_shown(root)}/") from None
+    got = md5(tmp)
+    if got != INFO[name]["md5"]:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"{name}.npz: MD5 {got} does not match {INFO[name]['md5']}; the download is corrupt, retry")
+    tmp.replace(dest)
+    return dest
+
+
+def load(name_or_path, root=None, download_if_missing: bool = False, check_md5: bool = True) -> MedMNIST:
+    """Load a MedMNIST data set by name (from `root`, default data/medmnist/) or from a path.
+
+    A named file is checked against its published MD5 (`check_md5`). Without the file and without
+    `download_if_missing=True`, raises FileNotFoundError naming the file, the folder and the URL.
+    """
+    s = str(name_or_path)
+    if s.endswith(".npz") or os.sep in s or "/" in s:
+        return load_npz(s)
+    name = s.lower()
+    if name not in INFO:
+        raise ValueError(f"unknown MedMNIST data set {s!r}; known: {sorted(INFO)}, or pass a path to a .npz")
+    root = Path(root) if root is not None else default_root()
+    path = root / f"{name}.npz"
+    if not path.is_file():
+        if not download_if_missing:
+            raise FileNotFoundError(
+                f"{name}.npz not found in {_shown(root)}/: download {_ZENODO.format(name=name)} "
+                f"(MD5 {INFO[name]['md5']}) and put it there, or call load({name!r}, download_if_missing=True)")
+        download(name, root)
+    if check_md5 and md5(path) != INFO[name]["md5"]:
+        raise ValueError(f"{_shown(path)}: MD5 does not match the published {INFO[name]['md5']}; "
+                         "replace the file with the original from Zenodo (or pass check_md5=False)")
+    return load_npz(path, name)

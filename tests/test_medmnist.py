@@ -1,0 +1,86 @@
+"""MedMNIST loader on small .npz files made here (never the network)."""
+
+import numpy as np
+import pytest
+
+from mediag.data import medmnist
+from mediag.data.medmnist import load, load_npz, md5
+
+
+def _fake(path, n=(7, 3, 5), size=28, channels=None, labels=1, **overrides):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, k in zip(("train", "val", "test"), n, strict=True):
+        shape = (k, size, size) + ((channels,) if channels else ())
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 2, (k, labels))
+    arrays.update(overrides)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_load_a_path(tmp_path):
+    d = load(_fake(tmp_path / "tiny.npz", n=(9, 2, 4), size=17, labels=3))
+    assert d.train_images.shape == (9, 17, 17) and d.train_labels.shape == (9, 3)
+    assert d.val_images.shape == (2, 17, 17) and d.test_labels.shape == (4, 3)
+    imgs, labels = d.split("test")
+    assert imgs is d.test_images and labels is d.test_labels
+    with pytest.raises(ValueError, match="'train', 'val' or 'test'"):
+        d.split("training")
+
+
+def test_colour_and_1d_labels(tmp_path):
+    p = _fake(tmp_path / "c.npz", channels=3, train_labels=np.arange(7))
+    d = load_npz(p)
+    assert d.train_images.shape == (7, 28, 28, 3) and d.train_labels.shape == (7, 1)
+
+
+def test_named_file_with_checksum(tmp_path, monkeypatch):
+    p = _fake(tmp_path / "breastmnist.npz")
+    monkeypatch.setitem(medmnist.INFO, "breastmnist", dict(medmnist.INFO["breastmnist"], md5=md5(p)))
+    d = load("breastmnist", root=tmp_path)
+    assert d.name == "breastmnist" and d.label_names[0] == "malignant"
+
+
+def test_wrong_checksum(tmp_path):
+    _fake(tmp_path / "pneumoniamnist.npz")
+    with pytest.raises(ValueError, match="MD5 does not match"):
+        load("pneumoniamnist", root=tmp_path)
+    assert load("pneumoniamnist", root=tmp_path, check_md5=False).train_images.shape[0] == 7
+
+
+def test_missing_file_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        load("pneumoniamnist", root=tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and "pneumoniamnist.npz" in msg and "zenodo" in msg and "put it there" in msg
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="missing keys"):
+        load_npz(_fake(tmp_path / "a.npz", val_labels=None))
+    with pytest.raises(ValueError, match="uint8"):
+        load_npz(_fake(tmp_path / "b.npz", train_images=np.zeros((7, 28, 28), np.float32)))
+    with pytest.raises(ValueError, match="train_labels"):
+        load_npz(_fake(tmp_path / "c.npz", train_labels=np.zeros((6, 1), int)))
+    (tmp_path / "d.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_npz(tmp_path / "d.npz")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_npz(tmp_path / "none.npz")
+    with pytest.raises(ValueError, match="unknown MedMNIST"):
+        load("mnist")
+
+
+def test_download_offline_is_one_clear_line(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def refuse(*a, **k):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    with pytest.raises(FileNotFoundError, match="download from .* failed") as e:
+        load("breastmnist", root=tmp_path, download_if_missing=True)
+    assert "\n" not in str(e.value) and not list(tmp_path.glob("*.part"))
