@@ -13,8 +13,10 @@ Why each step matters for the stored notebook outputs:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import sys
 import warnings
 
 import numpy as np
@@ -27,6 +29,37 @@ def quiet_tensorflow() -> None:
     """Set the variables that silence TensorFlow's C++ start-up logs (only works before its import)."""
     for key, value in QUIET_TF_ENV.items():
         os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Send file descriptor 2 to /dev/null (catches C++ logs that bypass Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow():
+    """Import TensorFlow without its start-up log lines.
+
+    The CUDA stub of the standard TensorFlow wheel logs "Could not find cuda drivers" before its
+    logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot silence it; the import runs with the
+    process's stderr pointed at /dev/null instead. Python errors from the import still raise.
+    """
+    quiet_tensorflow()
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with _stderr_silenced():
+        import tensorflow
+
+    return tensorflow
 
 
 def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool = True) -> dict:
@@ -61,8 +94,7 @@ def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool 
         _torch.use_deterministic_algorithms(True)
         settings["torch"] = _torch.__version__
     if tensorflow:
-        import tensorflow as _tf
-
+        _tf = import_tensorflow()
         try:  # only possible before TensorFlow has run its first op
             _tf.config.threading.set_intra_op_parallelism_threads(threads)
             _tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -49,7 +49,7 @@ class Row:
 class Report:
     """The rows recorded so far; shows as a table in a notebook and as text in a terminal."""
 
-    columns = ("check", "shape", "max abs err", "max rel err", "tolerance", "result")
+    columns = ("check", "shape", "max abs err", "max rel err", "rtol + atol", "result")
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
@@ -85,17 +85,17 @@ class Report:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return str(self)
+        # Jupyter shows the HTML table; the plain-text form stays one line so outputs stay short.
+        return f"verification report: {self.n_passed} passed, {self.n_failed} failed"
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = []
         for cells in self._cells():
-            colour = "#1a7f37" if cells[-1] == "PASS" else "#cf222e"
             tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells[:-1])
-            body.append(f"<tr>{tds}<td style='color:{colour};font-weight:bold'>{cells[-1]}</td></tr>")
+            body.append(f"<tr>{tds}<td><b>{cells[-1]}</b></td></tr>")
         summary = f"<p>{self.n_passed} passed, {self.n_failed} failed</p>"
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{summary}"
+        return f"<table><tr>{head}</tr>{''.join(body)}</table>{summary}"
 
 
 REPORT = Report()
@@ -126,11 +126,12 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0.0) -> Row:
+def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0.0) -> None:
     """Assert `ours` equals `reference` within `atol + rtol * |reference|` and record a row.
 
     `rtol` defaults to 1e-10 for float64 and 1e-5 for float32 (the looser of the two inputs).
-    Integer and boolean arrays must match exactly. Returns the recorded row.
+    Integer and boolean arrays must match exactly. The row is in `report().rows`; nothing is
+    returned, so a check as the last line of a cell prints nothing.
     """
     ours_a, ref_a = to_numpy(ours), to_numpy(reference)
     if ours_a.shape != ref_a.shape:
@@ -143,22 +144,20 @@ def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0
     max_abs = float(diff.max(initial=0.0))
     max_rel = rel_error(ours_a, ref_a)
     ok = bool(np.allclose(ours_a, ref_a, rtol=rtol, atol=atol, equal_nan=False))
-    tol = f"rtol={rtol:.0e}" + (f", atol={atol:.0e}" if atol else "")
+    tol = f"{rtol:.0e}" + (f" + {atol:.0e}" if atol else "")
     row = Row(name, _shape_text(ours_a), max_abs, max_rel, tol, ok)
     REPORT.add(row)
     if not ok:
         np.testing.assert_allclose(ours_a, ref_a, rtol=rtol, atol=atol, err_msg=name)
-    return row
 
 
-def check_true(name: str, condition: bool, detail: str = "") -> Row:
+def check_true(name: str, condition: bool, detail: str = "") -> None:
     """Record and assert a claim that is not an array comparison (a bound, an inequality)."""
     ok = bool(condition)
     row = Row(name, "-", 0.0, 0.0, detail or "claim", ok)
     REPORT.add(row)
     if not ok:
         raise AssertionError(f"{name}: {detail or 'claim is false'}")
-    return row
 
 
 # -- numerical gradients ----------------------------------------------------------------------------
@@ -205,11 +204,9 @@ def gradcheck(name: str, f, analytic, arrays, upstream=None, h: float = 1e-6, rt
     if isinstance(arrays, np.ndarray):
         arrays, analytic = [arrays], [analytic]
     numeric = numerical_gradients(f, arrays, upstream=upstream, h=h)
-    rows = []
     for k, (a, n) in enumerate(zip(analytic, numeric)):
         label = name if len(numeric) == 1 else f"{name} [input {k}]"
-        rows.append(check(label, a, n, rtol=rtol, atol=atol))
-    return rows
+        check(label, a, n, rtol=rtol, atol=atol)
 
 
 # -- the registry behind `mediag verify` --------------------------------------------------------------
