@@ -1,5 +1,10 @@
 """From-scratch implementations exported from the notebooks (see mediag/export.py)."""
 
+from .start_here import softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad
 
 __all__ = [
+    "softmax",
+    "log_softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
 ]
