@@ -51,6 +51,7 @@ def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int) -> d
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel start-up chatter in the terminal
     )
     start = time.perf_counter()
     error = ""
