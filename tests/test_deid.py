@@ -1,0 +1,212 @@
+"""mediag.deid and `mediag deid`: the PS3.15 Annex E basic profile on pydicom's real test files."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from mediag import deid, dicom
+
+NAMES = ["CT_small.dcm", "MR_small.dcm", "RG1_UNCI.dcm", "US1_UNCI.dcm", "JPEG2000.dcm", "emri_small.dcm",
+         "MR-SIEMENS-DICOM-WithOverlays.dcm", "liver.dcm", "SC_rgb.dcm"]
+SALT = "test-salt"
+
+
+def load(name):
+    return pydicom.dcmread(dicom.testdata(name))
+
+
+def tree_digest(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "mediag.cli", "deid", *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
+def test_profile_table_resolves_to_tags():
+    assert len(deid.PROFILE) > 250
+    keyword, code = deid.PROFILE[0x00100010]
+    assert (keyword, code) == ("PatientName", "Z")
+    assert 0x00080018 not in deid.PROFILE  # UIDs are handled by a rule (every non-standard UID), not the table
+    assert set(code for _, code in deid.PROFILE.values()) <= set(deid.EFFECTIVE)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dates", ["shift", "remove"])
+def test_nothing_identifying_left_and_pixels_identical(name, dates):
+    original = load(name)
+    untouched = load(name)
+    result = deid.deidentify(original, SALT, dates=dates)
+    out = result.dataset
+    assert original == untouched  # the input is never changed
+    assert deid.profile_violations(out) == []
+    assert deid.leaks(original, out) == []
+    assert not any(elem.tag.is_private for elem in out.iterall())
+    assert out.PixelData == original.PixelData
+    assert out.PatientIdentityRemoved == "YES"
+    assert out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+    assert out.PatientID == result.pseudonym and out.PatientName in (None, "")
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    for action in result.actions:  # the audit trail names attributes, never values
+        assert action.action in {"removed", "emptied", "replaced", "uid-mapped", "date-shifted", "date-removed",
+                                 "private-removed"}
+
+
+def test_uids_are_consistent_and_salted():
+    a, b = load("CT_small.dcm"), load("MR_small.dcm")
+    b.StudyInstanceUID = a.StudyInstanceUID  # pretend both belong to one study
+    ra, rb = deid.deidentify(a, SALT), deid.deidentify(b, SALT)
+    assert ra.dataset.StudyInstanceUID == rb.dataset.StudyInstanceUID != a.StudyInstanceUID
+    assert ra.dataset.SOPInstanceUID != rb.dataset.SOPInstanceUID
+    assert deid.deidentify(a, "other salt").dataset.StudyInstanceUID != ra.dataset.StudyInstanceUID
+    assert ra.dataset.SOPClassUID == a.SOPClassUID  # standard UIDs are kept
+    uid = deid.map_uid("1.2.3.4", SALT)
+    assert uid.startswith("2.25.") and len(uid) <= 64 and uid == deid.map_uid("1.2.3.4", SALT)
+    assert pydicom.uid.UID(uid).is_valid
+
+
+def test_dates_shift_by_one_offset_per_patient():
+    ds = load("CT_small.dcm")
+    ds.SeriesDate = "20040120"  # one day after the study
+    out = deid.deidentify(ds, SALT).dataset
+    offset = deid.date_offset_days(ds.PatientID, SALT)
+    assert -3650 <= offset <= -366
+    assert out.StudyDate == deid.shift_date(ds.StudyDate, offset) != ds.StudyDate
+    import datetime as dt
+
+    day = lambda s: dt.datetime.strptime(s, "%Y%m%d")  # noqa: E731
+    assert day(out.SeriesDate) - day(out.StudyDate) == dt.timedelta(days=1)  # intervals survive
+    assert out.LongitudinalTemporalInformationModified == "MODIFIED"
+    removed = deid.deidentify(ds, SALT, dates="remove").dataset
+    assert removed.get("StudyDate") in (None, "") and removed.LongitudinalTemporalInformationModified == "REMOVED"
+
+
+def test_shift_helpers_on_odd_values():
+    assert deid.shift_date("20000301", -1) == "20000229"  # a leap year
+    assert deid.shift_date("2000", 5) is None and deid.shift_date("notadate", 1) is None
+    assert deid.shift_datetime("20000301123000.5+0100", -1) == "20000229123000.5+0100"
+
+
+def test_nested_sequences_and_private_tags_are_cleaned():
+    ds = load("MR_small.dcm")
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.ReferencedSOPClassUID = ds.SOPClassUID
+    item.ReferencedSOPInstanceUID = "1.2.3.999"
+    item.PatientName = "Hidden^Name"
+    ds.ReferencedImageSequence = [item]
+    block = ds.private_block(0x0011, "ACME", create=True)
+    block.add_new(0x01, "LO", "Jane Doe secret")
+    out = deid.deidentify(ds, SALT).dataset
+    ref = out.ReferencedImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == deid.map_uid("1.2.3.999", SALT)
+    assert ref.ReferencedSOPClassUID == ds.SOPClassUID and ref.PatientName in (None, "")
+    assert "Jane Doe secret" not in deid.all_text(out)
+
+
+def test_burned_in_flags():
+    assert deid.deidentify(load("US1_UNCI.dcm"), SALT).burned_in  # ultrasound
+    assert deid.deidentify(load("SC_rgb.dcm"), SALT).burned_in  # secondary capture
+    ds = load("CT_small.dcm")
+    assert deid.deidentify(ds, SALT).burned_in == []
+    ds.BurnedInAnnotation = "YES"
+    assert deid.deidentify(ds, SALT).burned_in == ["BurnedInAnnotation is YES"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="salt is empty"):
+        deid.deidentify(load("CT_small.dcm"), "")
+    with pytest.raises(ValueError, match="dates must be"):
+        deid.deidentify(load("CT_small.dcm"), SALT, dates="keep")
+    with pytest.raises(TypeError, match="pydicom Dataset"):
+        deid.deidentify({"PatientName": "x"}, SALT)
+
+
+@pytest.fixture
+def input_tree(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "series2").mkdir(parents=True)
+    for name in ["CT_small.dcm", "MR_small.dcm", "US1_UNCI.dcm"]:
+        (folder / name).write_bytes(dicom.testdata(name).read_bytes())
+    (folder / "series2" / "ct_copy.dcm").write_bytes(dicom.testdata("CT_small.dcm").read_bytes())
+    (folder / "README.txt").write_text("not dicom")
+    return folder
+
+
+def test_cli_folder_end_to_end(input_tree, tmp_path):
+    before = tree_digest(input_tree)
+    out = tmp_path / "out"
+    result = run_cli(input_tree, out, "--salt", SALT)
+    assert result.returncode == 1, result.stderr  # one file (README.txt) skipped
+    assert "skipped README.txt" in result.stderr and "US1_UNCI.dcm may show" in result.stderr
+    assert tree_digest(input_tree) == before  # the input is untouched
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.dcm"))
+    assert written == ["CT_small.dcm", "MR_small.dcm", "US1_UNCI.dcm", "series2/ct_copy.dcm"]
+    a, b = pydicom.dcmread(out / "CT_small.dcm"), pydicom.dcmread(out / "series2" / "ct_copy.dcm")
+    assert a.SeriesInstanceUID == b.SeriesInstanceUID and a.PatientID == b.PatientID  # links kept
+    for rel in written:
+        original = pydicom.dcmread(input_tree / rel)
+        clean = pydicom.dcmread(out / rel)
+        assert deid.leaks(original, clean) == [] and deid.profile_violations(clean) == []
+        assert clean.PixelData == original.PixelData
+    log = (out / deid.AUDIT_LOG).read_text()
+    audit = json.loads(log)
+    assert audit["files_written"] == 4 and audit["skipped"][0][0] == "README.txt"
+    original = pydicom.dcmread(input_tree / "CT_small.dcm")
+    for value in deid.identifying_values(original):
+        assert value not in log  # the log holds no identifying value
+
+
+def test_cli_single_file_and_same_salt_is_reproducible(tmp_path):
+    src = dicom.testdata("MR_small.dcm")
+    r1 = run_cli(src, tmp_path / "o1", "--salt", SALT)
+    r2 = run_cli(src, tmp_path / "o2", "--salt", SALT)
+    assert r1.returncode == r2.returncode == 0, r1.stderr
+    assert (tmp_path / "o1" / "MR_small.dcm").read_bytes() == (tmp_path / "o2" / "MR_small.dcm").read_bytes()
+
+
+@pytest.mark.parametrize("case", ["text file", "truncated", "empty folder", "out inside in", "out exists",
+                                  "missing"])
+def test_cli_bad_inputs_give_one_line_and_exit_2(case, input_tree, tmp_path):
+    if case == "text file":
+        args = [input_tree / "README.txt", tmp_path / "o"]
+    elif case == "truncated":
+        cut = tmp_path / "cut.dcm"
+        cut.write_bytes(dicom.testdata("CT_small.dcm").read_bytes()[:3000])
+        args = [cut, tmp_path / "o"]
+    elif case == "empty folder":
+        (tmp_path / "empty").mkdir()
+        args = [tmp_path / "empty", tmp_path / "o"]
+    elif case == "out inside in":
+        args = [input_tree, input_tree / "clean"]
+    elif case == "out exists":
+        (tmp_path / "o").mkdir()
+        (tmp_path / "o" / "keep.txt").write_text("mine")
+        args = [input_tree, tmp_path / "o"]
+    else:
+        args = [tmp_path / "missing", tmp_path / "o"]
+    before = tree_digest(input_tree)
+    result = run_cli(*args, "--salt", SALT)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mediag deid: error: ")
+    assert "Traceback" not in result.stderr
+    assert tree_digest(input_tree) == before
+    if case != "out exists":
+        assert not (tmp_path / "o").exists() and not (input_tree / "clean").exists()
+
+
+def test_cli_without_salt_warns(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MEDIAG_DEID_SALT"}
+    result = run_cli(dicom.testdata("CT_small.dcm"), tmp_path / "o", env=env)
+    assert result.returncode == 0 and "no --salt" in result.stderr
