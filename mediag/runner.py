@@ -116,7 +116,8 @@ def run_course(notebooks: list[str], out: str = "build", in_place: bool = False,
     paths = [Path(p) for p in notebooks] if notebooks else sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        print(f"mediag run: error: {missing[0]} does not exist (give notebook files, or nothing for all)", file=sys.stderr)
+        print(f"mediag run: error: {missing[0]} does not exist (give notebook files, or nothing for all)",
+              file=sys.stderr)
         return 2
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,8 @@ def check_softmax_frameworks(rng):
     y = rng.integers(0, k, size=n)
     check("softmax vs torch", softmax(z), torch.softmax(torch.from_numpy(z), -1))
     check("softmax vs tf", softmax(z), tf.nn.softmax(tf.constant(z)))
-    check("cross-entropy vs torch", softmax_cross_entropy(z, y), F.cross_entropy(torch.from_numpy(z), torch.from_numpy(y)))
+    z_t, y_t = torch.from_numpy(z), torch.from_numpy(y)
+    check("cross-entropy vs torch", softmax_cross_entropy(z, y), F.cross_entropy(z_t, y_t))
     check("cross-entropy vs tf", softmax_cross_entropy(z, y, "none"),
           tf.nn.sparse_softmax_cross_entropy_with_logits(tf.constant(y), tf.constant(z)))
 
