@@ -203,12 +203,15 @@ def read(path) -> DicomImage:
     try:
         stored = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - missing decoders and truncated pixel data
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "plugin" in message.lower() or ("decod" in message.lower() and "not" in message.lower()):
-            hint = "install a decoder plugin (e.g. pylibjpeg, pillow) for its transfer syntax"
+        message = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).rstrip(":")
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        low = message.lower()
+        if ts is not None and ts.is_compressed and any(k in low for k in ("plugin", "unable to decompress",
+                                                                          "unable to decode")):
+            hint = f"install a pydicom decoder for {ts.name} (e.g. pip install pylibjpeg pylibjpeg-libjpeg)"
         else:
             hint = "the pixel data may be truncated or corrupt; re-export the file"
-        raise DicomError(f"{path.name}: cannot decode pixel data ({message[:120]}); {hint}") from None
+        raise DicomError(f"{path.name}: cannot decode pixel data ({message[:100]}); {hint}") from None
     pixels = to_modality_units(stored, ds)
     return DicomImage(
         pixels=pixels, dataset=ds, modality=str(ds.get("Modality", "")),

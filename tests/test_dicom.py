@@ -145,3 +145,37 @@ def test_errors_are_one_line(tmp_path):
     with pytest.raises(dicom.DicomError) as exc:
         dicom.read(text)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_bigendian.dcm",
+                                  "MR_small_implicit.dcm"])
+def test_other_transfer_syntaxes_give_the_same_pixels(name):
+    reference = dicom.read(dicom.testdata("MR_small.dcm")).pixels
+    np.testing.assert_array_equal(dicom.read(dicom.testdata(name)).pixels, reference)
+
+
+def test_missing_decoder_names_the_transfer_syntax():
+    try:
+        dicom.read(dicom.testdata("JPEG-LL.dcm"))
+    except dicom.DicomError as exc:
+        assert "JPEG-LL.dcm: cannot decode pixel data" in str(exc) and "install a pydicom decoder" in str(exc)
+    else:
+        pytest.skip("a JPEG lossless decoder is installed here")
+
+
+def test_exported_window_loops_on_odd_shapes():
+    from mediag.scratch import window_loops
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(-1200, 1200, size=(3, 5, 2))
+    for center, width in [(0.0, 1.0), (-37.5, 3.0), (300.0, 999.0)]:
+        np.testing.assert_allclose(window_loops(values, center, width), dicom.window(values, center, width),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_registered_checks_pass_on_new_seeds():
+    from mediag.scratch.medical_images_dicom import check_dicom_window, check_modality_rescale
+
+    for seed in range(5):
+        check_dicom_window(np.random.default_rng(seed + 100))
+        check_modality_rescale(np.random.default_rng(seed + 200))
