@@ -24,10 +24,13 @@ What it does, following the profile's table E.1-1:
 - flags images that may carry burned-in text: BurnedInAnnotation = YES, ultrasound, secondary capture.
   The pixels are left bit-identical: cleaning text out of pixels is a separate, manual step.
 
-The profile table below lists the profile's attributes by pydicom keyword, grouped by the standard's
-action code. Combined codes take the option that keeps the file valid and the information out:
-X/Z and X/Z/D empty the attribute, X/D and Z/D replace it by a dummy, X/Z/U* keeps the sequence and
-maps the UIDs inside it.
+`PROFILE_TEXT` lists, by pydicom keyword and grouped by the standard's action code, the rows of
+table E.1-1 that image objects carry (about 300 of its several hundred rows; rows specific to
+radiotherapy plans, GPS data, specimens and clinical-trial workflows are only partly listed). Private
+tags, overlays, curves, non-standard UIDs and dates are handled by rule, whatever their attribute.
+Combined codes take the option that keeps the file valid and the information out: X/Z and X/Z/D
+empty the attribute, X/D and Z/D replace it by a dummy, X/Z/U* keeps the sequence and maps the UIDs
+inside it.
 """
 
 from __future__ import annotations
