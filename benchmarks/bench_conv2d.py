@@ -1,0 +1,135 @@
+"""Benchmark: convolution forward pass, loops vs im2col NumPy vs PyTorch vs TensorFlow (notebook 03).
+
+    .venv/bin/python benchmarks/bench_conv2d.py            # prints a table, rewrites its section of BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_conv2d.py --no-write # prints only
+
+Shape: batch 32, 64×64, 16 -> 32 channels, 3×3 kernel, stride 1, valid, float32, same thread count for
+all (2 by default). Median of several runs after one warm-up. The loop version is timed on one image
+and multiplied by the batch size (it would take minutes otherwise). Target: im2col within 3× of PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- bench_conv2d:start -->", "<!-- bench_conv2d:end -->"
+HEADER = (
+    "# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (`make bench`); each script rewrites only its own\n"
+    "section. Speed targets are recorded here, never asserted in timed tests. Numbers depend on the machine\n"
+    "and on its load: each section names the CPU count, threads and load average it was measured under.\n"
+)
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()  # warm-up (allocations, framework kernels)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def run(threads: int, repeat: int, batch: int) -> tuple[list[tuple[str, float]], dict]:
+    from mediag.repro import import_tensorflow, setup
+
+    setup(seed=0, threads=threads)
+    tf = import_tensorflow()
+    import torch
+    import torch.nn.functional as F
+
+    from mediag.scratch import conv2d, conv2d_loop
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 64, 64, 16)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
+    x_t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NCHW, laid out once
+    w_t = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))  # OIHW
+    x_tf, w_tf = tf.constant(x), tf.constant(w)
+
+    ref = F.conv2d(x_t, w_t).permute(0, 2, 3, 1).numpy()
+    scale = float(np.abs(ref).max())
+    assert np.allclose(conv2d(x, w), ref, rtol=1e-5, atol=1e-5 * scale), "conv2d disagrees with PyTorch"
+    assert np.allclose(tf.nn.conv2d(x_tf, w_tf, 1, "VALID").numpy(), ref, rtol=1e-5, atol=1e-5 * scale)
+
+    with torch.inference_mode():
+        results = [
+            ("loops (`conv2d_loop`, 1 image × batch)",
+             batch * median_ms(lambda: conv2d_loop(x[:1], w), max(1, repeat // 3))),
+            ("im2col NumPy (`conv2d`)", median_ms(lambda: conv2d(x, w), repeat)),
+            ("PyTorch `F.conv2d` (NCHW input)", median_ms(lambda: F.conv2d(x_t, w_t), repeat)),
+            ("PyTorch incl. NHWC↔NCHW transposes", median_ms(
+                lambda: F.conv2d(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), w_t)
+                .permute(0, 2, 3, 1).contiguous(), repeat)),
+            ("TensorFlow `tf.nn.conv2d` (NHWC)",
+             median_ms(lambda: tf.nn.conv2d(x_tf, w_tf, 1, "VALID").numpy(), repeat)),
+        ]
+    info = {
+        "shape": f"x {batch}×64×64×16 (NHWC), w 3×3×16×32, stride 1, valid, float32",
+        "threads": threads, "cpus": os.cpu_count(), "repeat": repeat,
+        "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
+        "versions": f"Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}, "
+                    f"TensorFlow {tf.__version__}",
+        "machine": platform.machine(),
+    }
+    return results, info
+
+
+def section(results, info) -> str:
+    torch_ms = dict(results)["PyTorch `F.conv2d` (NCHW input)"]
+    lines = [
+        START,
+        "## conv2d forward (notebook 03, `benchmarks/bench_conv2d.py`)",
+        "",
+        f"{info['shape']}; {info['threads']} threads for every library; median of {info['repeat']} runs after a "
+        f"warm-up; {info['cpus']} CPUs ({info['machine']}), load average {info['load']} while measuring; "
+        f"{info['versions']}.",
+        "",
+        "| implementation | median time (ms) | × PyTorch |",
+        "|---|---:|---:|",
+    ]
+    for name, ms in results:
+        lines.append(f"| {name} | {ms:.1f} | {ms / torch_ms:.2f} |")
+    ratio = dict(results)["im2col NumPy (`conv2d`)"] / torch_ms
+    verdict = "met" if ratio <= 3 else "NOT met"
+    lines += ["", f"Target: im2col NumPy within 3× of PyTorch on the CPU: {ratio:.2f}× ({verdict}).", END]
+    return "\n".join(lines) + "\n"
+
+
+def write(text: str) -> Path:
+    path = ROOT / "BENCHMARKS.md"
+    old = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
+    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    path.write_text(new, encoding="utf-8")
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for NumPy/BLAS, PyTorch and TensorFlow (default 2)")
+    parser.add_argument("--repeat", type=int, default=9, help="timed runs per implementation (default 9)")
+    parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    results, info = run(args.threads, args.repeat, args.batch)
+    text = section(results, info)
+    print(text)
+    if not args.no_write:
+        print(f"wrote {write(text).relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
