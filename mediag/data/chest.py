@@ -35,7 +35,7 @@ EFFUSION_SIZES = ("small", "moderate", "large")
 #: field of view of the synthetic film in millimetres (width = height); pixel spacing = FOV_MM / size
 FOV_MM = 350.0
 #: bump this when the renderer changes, so stale caches are not reused
-VERSION = 1
+VERSION = 3
 #: prevalence of each finding in `sample_findings`
 PREVALENCE = {"nodule": 0.3, "effusion": 0.25, "cardiomegaly": 0.3, "pneumothorax": 0.2}
 MASK_NAMES = ("lungs", "heart", "nodule", "effusion", "pneumothorax")
@@ -44,14 +44,14 @@ MASK_NAMES = ("lungs", "heart", "nodule", "effusion", "pneumothorax")
 def sample_findings(rng: np.random.Generator) -> dict:
     """A random findings record (each finding independently present with `PREVALENCE`).
 
-    The nodule diameter is a whole number of millimetres (10-30) and the cardiothoracic ratio has
+    The nodule diameter is a whole number of millimetres (15-35) and the cardiothoracic ratio has
     two decimals, kept away from 0.5 (normal 0.38-0.47, enlarged 0.53-0.65), so a report can state
     them exactly and the label is unambiguous.
     """
     nodule = None
     if rng.random() < PREVALENCE["nodule"]:
         nodule = {"side": SIDES[rng.integers(2)], "zone": ZONES[rng.integers(3)],
-                  "diameter_mm": float(rng.integers(10, 31))}
+                  "diameter_mm": float(rng.integers(15, 36))}
     effusion = None
     if rng.random() < PREVALENCE["effusion"]:
         effusion = {"side": SIDES[rng.integers(2)], "size": EFFUSION_SIZES[rng.integers(3)]}
@@ -127,12 +127,14 @@ def _dome_y(x, a: dict, sgn: int):
     return top - 0.06 * (1 - np.clip(dx ** 2, 0, 1.5))
 
 
-def render(findings: dict, rng: np.random.Generator, size: int = 64, anatomy: dict | None = None):
+def render(findings: dict, rng: np.random.Generator, size: int = 64, anatomy: dict | None = None,
+           noise: bool = True):
     """Draw one radiograph of `findings`. Returns (image float32 (size, size) in [0, 1], masks).
 
     `masks` maps "lungs", "heart", "nodule", "effusion", "pneumothorax" to bool (size, size) arrays
     (all False when the finding is absent). `anatomy` (from `sample_anatomy`) fixes the patient's
-    geometry; by default it is drawn from `rng`.
+    geometry; by default it is drawn from `rng`. `noise=False` leaves out the quantum noise (a clean
+    reference for denoising; the random draws, hence everything else, stay the same).
     """
     if not isinstance(size, (int, np.integer)) or size < 16:
         raise ValueError(f"render: size must be an integer >= 16, got {size!r}")
@@ -171,7 +173,7 @@ def render(findings: dict, rng: np.random.Generator, size: int = 64, anatomy: di
         lateral = (x - a["cx"]) * sgn
         clav += np.exp(-(((y - yc) / 0.012) ** 2)) * (lateral > 0.04) * (lateral < 0.85 * a["w"])
 
-    marks = _smooth_noise(tex_rng, size, 0.012) * 0.035 + _smooth_noise(tex_rng, size, 0.004) * 0.02
+    marks = _smooth_noise(tex_rng, size, 0.012) * 0.03 + _smooth_noise(tex_rng, size, 0.004) * 0.015
     hilar = np.exp(-((np.abs(x - a["cx"]) - 0.12) ** 2 + (y - 0.45) ** 2) / 0.01)
     marks = marks + 0.08 * hilar
 
@@ -227,13 +229,14 @@ def render(findings: dict, rng: np.random.Generator, size: int = 64, anatomy: di
     img += 0.05 * abdomen
     img += body * (0.07 * ribs + 0.14 * clav)
     img += 0.12 * pntx_line
-    img += 0.30 * nod
+    img += 0.45 * nod
 
     gamma = rng.uniform(0.8, 1.25)
     img = np.clip(img, 0, 1) ** gamma
     img = img * rng.uniform(0.85, 1.1) + rng.uniform(-0.04, 0.04)
     img = _blur(img, rng.uniform(0.0, 0.5) * size / 64)
-    img = img + rng.normal(0, rng.uniform(0.008, 0.025), img.shape)
+    grain = rng.normal(0, rng.uniform(0.008, 0.025), img.shape)
+    img = img + grain if noise else img
     masks["lungs"] = lungs > 0.5
     masks["heart"] = heart > 0.5
     return np.clip(img, 0, 1).astype(np.float32), masks
