@@ -2,12 +2,10 @@
 
 from .start_here import softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad
 from .medical_images_dicom import window_loops
-from .preprocessing import nl_means, psnr, gaussian_window, ssim, minmax_normalize, zscore, rotation_matrix, invert_affine, warp_affine, equalize_hist, augment, preprocess
+from .preprocessing import nl_means, psnr, gaussian_window, ssim, minmax_normalize, zscore, rotation_matrix, invert_affine, warp_affine, equalize_hist, augment, validate_image, preprocess
 from .convolution_cnn import conv2d_seed, same_padding, conv_padding, conv_output_size, conv2d_loop, im2col, conv2d, conv2d_torch, conv2d_tf, conv2d_backward, conv2d_grads_torch, conv2d_grads_tf, max_pool2d, max_pool2d_backward, build_cnn_keras, cnn_params_from_keras, cnn_forward, cnn_feature_hw, cnn_torch_from_params
 from .rnn import rnn_step, rnn_forward, torch_rnn_from_numpy, keras_rnn_from_numpy, rnn_backward, rnn_jacobian_norms
 from .attention_transformer import causal_mask, attention, multi_head_attention, mha_weights_from_torch, mha_weights_to_keras, attention_backward, layer_norm, sinusoidal_positions, transformer_encoder_layer, encoder_params_from_torch, patchify
-from .gpt_language_model import lm_loss_loops, lm_loss, perplexity, lm_loss_grad, gelu_tanh, gpt2_layer_norm, hf_conv1d, gpt2_attention, gpt2_block, gpt2_params_from_transformers, gpt2_forward, train_report_tokenizer, pack_blocks, train_lm, next_token_probs, sample_next_token, lm_generate, load_language_model, generate_report
-from .diagnosis_pipeline import gaussian_kernel, gaussian_blur, input_stats, make_inputs, feature_model, source_prompt, choose_thresholds, template_report, build_prefix_lm, encode_reports, train_prefix_lm, generate_with_prefix, report_scores, run_pipeline
 
 __all__ = [
     "softmax",
@@ -26,6 +24,7 @@ __all__ = [
     "warp_affine",
     "equalize_hist",
     "augment",
+    "validate_image",
     "preprocess",
     "conv2d_seed",
     "same_padding",
@@ -63,37 +62,4 @@ __all__ = [
     "transformer_encoder_layer",
     "encoder_params_from_torch",
     "patchify",
-    "lm_loss_loops",
-    "lm_loss",
-    "perplexity",
-    "lm_loss_grad",
-    "gelu_tanh",
-    "gpt2_layer_norm",
-    "hf_conv1d",
-    "gpt2_attention",
-    "gpt2_block",
-    "gpt2_params_from_transformers",
-    "gpt2_forward",
-    "train_report_tokenizer",
-    "pack_blocks",
-    "train_lm",
-    "next_token_probs",
-    "sample_next_token",
-    "lm_generate",
-    "load_language_model",
-    "generate_report",
-    "gaussian_kernel",
-    "gaussian_blur",
-    "input_stats",
-    "make_inputs",
-    "feature_model",
-    "source_prompt",
-    "choose_thresholds",
-    "template_report",
-    "build_prefix_lm",
-    "encode_reports",
-    "train_prefix_lm",
-    "generate_with_prefix",
-    "report_scores",
-    "run_pipeline",
 ]
