@@ -44,7 +44,8 @@ MASK_NAMES = ("lungs", "heart", "nodule", "effusion", "pneumothorax")
 def sample_findings(rng: np.random.Generator) -> dict:
     """A random findings record (each finding independently present with `PREVALENCE`).
 
-    The nodule diameter is a whole number of millimetres (15-35) and the cardiothoracic ratio has
+    The nodule diameter is a whole number of millimetres (15-35; strictly, above 30 mm a radiologist
+    would call it a mass, and the labeler accepts both words) and the cardiothoracic ratio has
     two decimals, kept away from 0.5 (normal 0.38-0.47, enlarged 0.53-0.65), so a report can state
     them exactly and the label is unambiguous.
     """
