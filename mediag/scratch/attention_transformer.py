@@ -233,6 +233,12 @@ def encoder_params_from_torch(layer):
             "gamma_2": t(layer.norm2.weight), "beta_2": t(layer.norm2.bias)}
 
 
+def _atol(reference):
+    """1e-13 of the largest |value|: entries that cancel to almost 0 have no relative precision."""
+    values = reference.detach().numpy() if hasattr(reference, "detach") else np.asarray(reference)
+    return 1e-13 * float(np.abs(values).max(initial=0.0))
+
+
 @register_check("attention: NumPy vs torch SDPA vs keras.ops, and its backward vs autograd")
 def check_attention(rng):
     import keras
@@ -246,14 +252,14 @@ def check_attention(rng):
     out, _ = attention(Q, K, V, mask)
     tq, tk, tv = (torch.from_numpy(a).requires_grad_(True) for a in (Q, K, V))
     ref = F.scaled_dot_product_attention(tq, tk, tv, attn_mask=torch.from_numpy(mask))
-    check("attention vs torch SDPA", out, ref)
+    check("attention vs torch SDPA", out, ref, atol=_atol(ref))
     k_out = keras.ops.dot_product_attention(Q[:, :, None], K[:, :, None], V[:, :, None], mask=mask[:, None],
                                             scale=1 / np.sqrt(d_k))  # float64; Keras's default is float32
-    check("attention vs keras.ops.dot_product_attention", out, np.asarray(k_out)[:, :, 0])
+    check("attention vs keras.ops.dot_product_attention", out, np.asarray(k_out)[:, :, 0], atol=_atol(out))
     dout = rng.normal(size=out.shape)
     (ref * torch.from_numpy(dout)).sum().backward()
     for name, g, t in zip("QKV", attention_backward(dout, Q, K, V, mask), (tq, tk, tv)):
-        check(f"attention backward d{name} vs torch autograd", g, t.grad)
+        check(f"attention backward d{name} vs torch autograd", g, t.grad, atol=_atol(t.grad))
 
 
 @register_check("multi-head attention and encoder block: NumPy vs torch vs keras")
@@ -271,12 +277,12 @@ def check_multi_head(rng):
         ref, ref_w = mha(*(torch.from_numpy(X),) * 3, need_weights=True, average_attn_weights=False)
     W = mha_weights_from_torch(mha)
     out, w = multi_head_attention(X, X, X, *W, h)
-    check("multi-head vs torch MultiheadAttention", out, ref)
+    check("multi-head vs torch MultiheadAttention", out, ref, atol=_atol(ref))
     check("multi-head weights vs torch", w, ref_w)
     k_mha = keras.layers.MultiHeadAttention(num_heads=h, key_dim=d_k, use_bias=False, dtype="float64")
     k_mha(X, X)
     k_mha.set_weights(mha_weights_to_keras(*W, h))
-    check("multi-head vs keras MultiHeadAttention", out, np.asarray(k_mha(X, X)))
+    check("multi-head vs keras MultiHeadAttention", out, np.asarray(k_mha(X, X)), atol=_atol(out))
     for norm_first in (False, True):
         layer = torch.nn.TransformerEncoderLayer(d_model, h, int(rng.integers(1, 9)), dropout=0.0, batch_first=True,
                                                  norm_first=norm_first, dtype=torch.float64).eval()
@@ -285,7 +291,7 @@ def check_multi_head(rng):
                 p.copy_(torch.from_numpy(rng.normal(scale=0.4, size=tuple(p.shape))))
             ref = layer(torch.from_numpy(X))
         ours = transformer_encoder_layer(X, encoder_params_from_torch(layer), h, norm_first=norm_first)
-        check(f"encoder block vs torch ({'pre' if norm_first else 'post'}-norm)", ours, ref)
+        check(f"encoder block vs torch ({'pre' if norm_first else 'post'}-norm)", ours, ref, atol=_atol(ref))
 
 
 def patchify(images, patch):
