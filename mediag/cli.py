@@ -75,12 +75,15 @@ def cmd_deid(args) -> int:
         print(f"mediag deid: warning: {message}", file=sys.stderr)
 
     try:
-        result = deidentify_tree(args.input, args.output, salt, dates=args.dates, warn=warn)
+        result = deidentify_tree(args.input, args.output, salt, dates=args.dates, warn=warn,
+                                 keep_names=args.keep_names)
     except (ValueError, FileExistsError) as exc:
         raise UserError(str(exc)) from None
     for rel, res in result.written:
         if res.burned_in:
-            warn(f"{rel} may show identifying text in its pixels ({'; '.join(res.burned_in)}): check it by eye")
+            origin = "" if args.keep_names else f" (from {result.sources[rel]})"  # the operator's own terminal
+            warn(f"{rel}{origin} may show identifying text in its pixels ({'; '.join(res.burned_in)}): "
+                 "check it by eye")
     print(f"mediag deid: {len(result.written)} file(s) written to {args.output}, {len(result.skipped)} skipped; "
           f"audit log {result.log.name}")
     return 1 if result.skipped else 0
@@ -114,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         "deid", help="de-identify DICOM files (PS3.15 Annex E basic profile) into a new folder",
         description="De-identify a DICOM file or folder tree into a new folder: identifying attributes and private "
                     "tags removed or replaced, UIDs remapped with a salt (consistent across files), dates shifted per "
-                    "patient, pixel data unchanged; writes deid-audit.json. The input is never modified. Exit status: "
-                    "0 all done, 1 some files skipped, 2 bad input.")
+                    "patient, pixel data unchanged. Output files are named from de-identified identifiers only "
+                    "(OUT/<pseudonym>/<new study UID>/<new instance UID>.dcm), since input folder and file names can "
+                    "identify a patient. Writes OUT/deid-audit.json (output names, attributes and actions, never a "
+                    "value). The input is never modified. Exit status: 0 all done, 1 some files skipped, 2 bad input.")
     p.add_argument("input", metavar="IN", help="a DICOM file or a folder (searched recursively)")
     p.add_argument("output", metavar="OUT", help="a new (or empty) folder, not inside IN")
     p.add_argument("--salt", default=None,
@@ -123,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: $MEDIAG_DEID_SALT)")
     p.add_argument("--dates", choices=("shift", "remove"), default="shift",
                    help="shift dates by one offset per patient (default) or remove all dates and times")
+    p.add_argument("--keep-names", action="store_true",
+                   help="keep the input's relative folder and file names in OUT and in the audit log (only if you "
+                        "know they hold no names, IDs or accession numbers)")
     p.set_defaults(func=cmd_deid)
 
     return parser

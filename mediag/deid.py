@@ -31,6 +31,11 @@ tags, overlays, curves, non-standard UIDs and dates are handled by rule, whateve
 Combined codes take the option that keeps the file valid and the information out: X/Z and X/Z/D
 empty the attribute, X/D and Z/D replace it by a dummy, X/Z/U* keeps the sequence and maps the UIDs
 inside it.
+
+Folders: `deidentify_tree(IN, OUT, salt)` (the `mediag deid` command) writes each copy under a name made
+of de-identified identifiers only (`output_name`), since folder and file names can identify too, and an
+audit log `deid-audit.json` that holds output names, attribute keywords and actions, never a value.
+The file meta (group 0002) keeps its technical attributes only (`META_KEEP`), with the mapped instance UID.
 """
 
 from __future__ import annotations
@@ -137,9 +142,12 @@ PROFILE_TEXT = {
 #: how each of the standard's codes is carried out here
 EFFECTIVE = {"D": "D", "Z": "Z", "X": "X", "Z/D": "D", "X/Z": "Z", "X/D": "D", "X/Z/D": "Z", "X/Z/U*": "K"}
 
-#: the file meta attributes that can identify a sender (the rest of the meta group is technical)
-META_REMOVE = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle",
-               "PrivateInformationCreatorUID", "PrivateInformation")
+#: the file meta (group 0002) attributes kept: the technical ones. Every other meta attribute (AE titles,
+#: network addresses, real-time video identifiers, private information) can name a sender and is removed;
+#: MediaStorageSOPInstanceUID becomes the mapped SOPInstanceUID, and the implementation UID and version
+#: name become pydicom's, the software that writes the copy.
+META_KEEP = ("FileMetaInformationGroupLength", "FileMetaInformationVersion", "MediaStorageSOPClassUID",
+             "MediaStorageSOPInstanceUID", "TransferSyntaxUID", "ImplementationClassUID", "ImplementationVersionName")
 
 BINARY_VRS = ("OB", "OW", "UN", "OF", "OD", "OL", "OV")
 NUMBER_VRS = ("DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV")  # a weight of 0 is not a name
@@ -263,6 +271,21 @@ def _dummy(elem, pid_pseudonym: str):
     return None
 
 
+def _values(elem) -> list:
+    """The values of an element as a list (one item when VM is 1)."""
+    return list(elem.value) if elem.VM > 1 else [elem.value]
+
+
+def _leaves(ds):
+    """Every element with a value that is not a sequence, at every depth (file meta not included)."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield from _leaves(item)
+        elif elem.value not in (None, ""):
+            yield elem
+
+
 class _Walker:
     def __init__(self, salt, dates: str, pid_pseudonym: str, offset: int):
         self.salt, self.dates, self.pseudonym, self.offset = salt, dates, pid_pseudonym, offset
@@ -325,7 +348,7 @@ class _Walker:
             return True
         if elem.VR == "TM":  # times of day are kept when dates are shifted (the interval is what matters)
             return True
-        values = list(elem.value) if elem.VM > 1 else [elem.value]
+        values = _values(elem)
         shift = shift_date if elem.VR == "DA" else shift_datetime
         shifted = [shift(str(v), self.offset) for v in values]
         if any(s is None for s in shifted):  # a partial or malformed date cannot be shifted: remove it
@@ -339,12 +362,40 @@ class _Walker:
     def map_uids(self, elem, where) -> None:
         if elem.value in (None, ""):
             return
-        values = list(elem.value) if elem.VM > 1 else [elem.value]
+        values = _values(elem)
         if all(is_standard_uid(v) for v in values):
             return
         mapped = [v if is_standard_uid(v) else map_uid(v, self.salt) for v in values]
         elem.value = mapped if len(mapped) > 1 else mapped[0]
         self.record(where, elem, "uid-mapped")
+
+
+def _clean_meta(out, walker) -> None:
+    """File meta (group 0002): keep the technical attributes only, map the instance UID, name the writer."""
+    from pydicom import __version__
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    meta = out.file_meta
+    for tag in list(meta.keys()):
+        elem = meta[tag]
+        if elem.keyword not in META_KEEP:
+            del meta[tag]
+            walker.record("file_meta." + (elem.keyword or str(elem.tag)), elem, "removed")
+    if "MediaStorageSOPInstanceUID" in meta or "SOPInstanceUID" in out:
+        old = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
+        if "SOPInstanceUID" in out:  # already mapped by the walk: the meta must name the same instance
+            new = str(out.SOPInstanceUID)
+        else:
+            new = old if is_standard_uid(old) or not old else map_uid(old, walker.salt)
+        if new != old:
+            meta.MediaStorageSOPInstanceUID = new
+            walker.record("file_meta.MediaStorageSOPInstanceUID", meta["MediaStorageSOPInstanceUID"], "uid-mapped")
+    writer = {"ImplementationClassUID": PYDICOM_IMPLEMENTATION_UID,
+              "ImplementationVersionName": f"PYDICOM {__version__}"}
+    for keyword, value in writer.items():
+        if str(meta.get(keyword, "") or "") != value:
+            setattr(meta, keyword, value)
+            walker.record("file_meta." + keyword, meta[keyword], "replaced")
 
 
 def burned_in_reasons(ds) -> list[str]:
@@ -379,15 +430,8 @@ def deidentify(ds, salt, dates: str = "shift") -> DeidResult:
     out.PatientID = walker.pseudonym  # type 2 attributes: present; the name stays empty (Z), the ID links
     if "PatientName" not in out:
         out.PatientName = None
-    meta = getattr(out, "file_meta", None)
-    if meta is not None:
-        for keyword in META_REMOVE:
-            if keyword in meta:
-                walker.record("file_meta." + keyword, meta[keyword], "removed")
-                delattr(meta, keyword)
-        if "SOPInstanceUID" in out and "MediaStorageSOPInstanceUID" in meta:
-            meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
-            walker.record("file_meta.MediaStorageSOPInstanceUID", meta["MediaStorageSOPInstanceUID"], "uid-mapped")
+    if getattr(out, "file_meta", None) is not None:
+        _clean_meta(out, walker)
     out.PatientIdentityRemoved = "YES"
     out.DeidentificationMethod = METHOD + (", dates shifted" if dates == "shift" else ", dates removed")
     codes = [("113100", "Basic Application Confidentiality Profile")]
@@ -409,45 +453,27 @@ def identifying_values(ds) -> set[str]:
     Used to prove a de-identified copy leaks none of them (see `leaks`).
     """
     found: set[str] = set()
-
-    def visit(d):
-        for elem in d:
-            if elem.VR == "SQ":
-                for item in elem.value:
-                    visit(item)
-                continue
-            if elem.tag.is_private or elem.VR in BINARY_VRS + NUMBER_VRS or elem.value in (None, ""):
-                continue  # private tags are checked by `profile_violations` (none may remain)
-            identifying = (elem.VR in ("DA", "DT", "PN") or (int(elem.tag) in PROFILE and elem.VR != "TM")
-                           or (elem.VR == "UI" and not is_standard_uid(str(elem.value))))
-            if identifying:
-                values = list(elem.value) if elem.VM > 1 else [elem.value]
-                for v in values:
-                    text = str(v).strip()
-                    if len(text) >= 4:  # short codes ("M", "F", "CT") are not identifying on their own
-                        found.add(text)
-
-    visit(ds)
+    for elem in _leaves(ds):
+        if elem.tag.is_private or elem.VR in BINARY_VRS + NUMBER_VRS:
+            continue  # private tags are checked by `profile_violations` (none may remain)
+        identifying = (elem.VR in ("DA", "DT", "PN") or (int(elem.tag) in PROFILE and elem.VR != "TM")
+                       or (elem.VR == "UI" and not is_standard_uid(str(elem.value))))
+        if identifying:
+            found.update(t for t in (str(v).strip() for v in _values(elem))
+                         if len(t) >= 4)  # short codes ("M", "F", "CT") are not identifying on their own
+    meta = getattr(ds, "file_meta", None)
+    for elem in _leaves(meta) if meta is not None else ():  # sender names, addresses, the instance UID
+        sender = elem.keyword not in META_KEEP or elem.keyword == "MediaStorageSOPInstanceUID"
+        if sender and elem.VR not in BINARY_VRS:
+            found.update(t for t in (str(v).strip() for v in _values(elem)) if len(t) >= 4)
     return found
 
 
 def all_text(ds) -> set[str]:
     """Every text value of a dataset (all depths, file meta included), as strings."""
-    found: set[str] = set()
-
-    def visit(d):
-        for elem in d:
-            if elem.VR == "SQ":
-                for item in elem.value:
-                    visit(item)
-            elif elem.VR not in BINARY_VRS and elem.value not in (None, ""):
-                values = list(elem.value) if elem.VM > 1 else [elem.value]
-                found.update(str(v).strip() for v in values)
-
-    visit(ds)
-    if getattr(ds, "file_meta", None) is not None:
-        visit(ds.file_meta)
-    return found
+    meta = getattr(ds, "file_meta", None)
+    elems = [*_leaves(ds), *(_leaves(meta) if meta is not None else ())]
+    return {str(v).strip() for elem in elems if elem.VR not in BINARY_VRS for v in _values(elem)}
 
 
 def leaks(original, deidentified) -> list[str]:
@@ -481,24 +507,66 @@ def profile_violations(ds) -> list[str]:
                     visit(item, f"{where}[{i}].")
 
     visit(ds)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        problems += [f"file_meta.{e.keyword or e.tag}: should be removed" for e in meta if e.keyword not in META_KEEP]
+        if "SOPInstanceUID" in ds and meta.get("MediaStorageSOPInstanceUID", ds.SOPInstanceUID) != ds.SOPInstanceUID:
+            problems.append("file_meta.MediaStorageSOPInstanceUID: differs from SOPInstanceUID")
     return problems
 
 
 # -- files and folders -----------------------------------------------------------------------------------
 
 
+def _write(result: DeidResult, dst: Path) -> None:
+    """Save the de-identified dataset to the new file `dst`; never replaces an existing file."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(dst, "xb") as f:  # "x": fails if the file exists, even if it appeared a moment ago
+            result.dataset.save_as(f, enforce_file_format=True)
+    except FileExistsError:
+        raise FileExistsError(f"{dst}: already exists; deid never overwrites, choose a new output folder") from None
+
+
 def deidentify_file(src, dst, salt, dates: str = "shift") -> DeidResult:
-    """Read `src`, write its de-identified copy to `dst` (which must not exist). Returns the result."""
+    """Read `src`, write its de-identified copy to `dst` (which must not exist). Returns the result.
+
+    The name `dst` is yours: to name the copy from de-identified identifiers only, use `output_name`.
+    """
     import pydicom
 
     src, dst = Path(src), Path(dst)
     if dst.exists():
         raise FileExistsError(f"{dst}: already exists; deid never overwrites, choose a new output folder")
-    ds = pydicom.dcmread(src)
-    result = deidentify(ds, salt, dates=dates)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    result.dataset.save_as(dst, enforce_file_format=True)
+    result = deidentify(pydicom.dcmread(src), salt, dates=dates)
+    _write(result, dst)
     return result
+
+
+def _safe_part(text: str, missing: str) -> str:
+    """One path component: letters, digits, '.', '-', '_' only, at most 64 characters, never hidden."""
+    import re
+
+    part = re.sub(r"[^A-Za-z0-9._-]", "_", str(text or "").strip())[:64].lstrip(".")
+    return part or missing
+
+
+def output_name(ds) -> Path:
+    """The relative path of a de-identified dataset's file, from de-identified identifiers only:
+    `<PatientID>/<StudyInstanceUID>/<SOPInstanceUID>.dcm` (sanitised; `no-study` / `no-instance` when
+    missing). Pass the *de-identified* dataset (`deidentify(ds, salt).dataset`), never the original."""
+    return Path(_safe_part(ds.get("PatientID"), "no-patient"), _safe_part(ds.get("StudyInstanceUID"), "no-study"),
+                _safe_part(ds.get("SOPInstanceUID"), "no-instance") + ".dcm")
+
+
+def _unique(rel: Path, taken: set[str]) -> Path:
+    """`rel`, or `rel` with `_2`, `_3`, ... before the suffix if an earlier file already took the name."""
+    candidate, n = rel, 1
+    while candidate.as_posix().lower() in taken:  # lower: case-insensitive file systems
+        n += 1
+        candidate = rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
+    taken.add(candidate.as_posix().lower())
+    return candidate
 
 
 def _is_image(ds) -> bool:
@@ -531,8 +599,9 @@ def check_dicom(path) -> str | None:
 @dataclass
 class TreeResult:
     written: list[tuple[Path, DeidResult]]  # (output path relative to OUT, result)
-    skipped: list[tuple[Path, str]]  # (input path relative to IN, reason)
+    skipped: list[tuple[Path, str]]  # (input path relative to IN, reason): in memory only, for the operator
     log: Path
+    sources: dict[Path, Path] = field(default_factory=dict)  # output path -> input path (in memory only)
 
 
 def plan_tree(src, dst) -> list[Path]:
@@ -558,16 +627,32 @@ def plan_tree(src, dst) -> list[Path]:
 AUDIT_LOG = "deid-audit.json"
 
 
-def deidentify_tree(src, dst, salt, dates: str = "shift", warn=None) -> TreeResult:
+def _scrub(reason: str, *paths: Path) -> str:
+    """A skip reason without the input's path or file name (an error message may quote them)."""
+    for text in sorted({t for p in paths for t in (str(p), p.as_posix(), p.name)}, key=len, reverse=True):
+        reason = reason.replace(text, "<input>") if text else reason
+    return reason
+
+
+def deidentify_tree(src, dst, salt, dates: str = "shift", warn=None, keep_names: bool = False) -> TreeResult:
     """De-identify a file or every DICOM file of a folder tree into the new folder `dst`.
 
-    Keeps the relative paths (file names are not changed: rename identifying file names yourself),
-    skips non-DICOM and damaged files (calling `warn(message)`), never writes inside `src` or over a
-    file, and writes `dst/deid-audit.json`: per output file, each attribute removed or replaced
-    (tag, keyword, action: never a value) and the reasons to check its pixels for burned-in text.
+    Output names: by default each file is named from de-identified identifiers only (`output_name`:
+    `<pseudonym>/<new study UID>/<new instance UID>.dcm`, with `_2`, `_3`, ... if two inputs map to the
+    same name), because folder and file names of archives often hold patient names, IDs or accession
+    numbers. `keep_names=True` keeps the input's relative paths instead: only for names known to be safe.
+
+    Skips non-DICOM and damaged files (calling `warn(message)`, which names the input file: it is meant
+    for the operator's terminal), never writes inside `src` or over a file, and writes
+    `dst/deid-audit.json`: per output file (by its output name), each attribute removed or replaced (tag,
+    keyword, action: never a value) and the reasons to check its pixels for burned-in text; for skipped
+    files their count and reasons (their input names only with `keep_names=True`). The returned
+    `TreeResult` also maps output to input paths, in memory.
     Raises ValueError for a bad IN/OUT, a single bad file, or a folder without any DICOM file.
     """
     import json
+
+    import pydicom
 
     src, dst = Path(src), Path(dst)
     if dates not in ("shift", "remove"):
@@ -589,15 +674,27 @@ def deidentify_tree(src, dst, salt, dates: str = "shift", warn=None) -> TreeResu
     if not good:
         raise ValueError(f"{src}: no DICOM file found among {len(files)} file(s); point IN at DICOM files")
     dst.mkdir(parents=True, exist_ok=True)
-    written, entries = [], []
+    written, entries, sources, taken = [], [], {}, set()
     for path, rel in good:
-        result = deidentify_file(path, dst / rel, salt, dates=dates)
-        written.append((rel, result))
-        entries.append({"file": rel.as_posix(), "burned_in_text_risk": result.burned_in, "counts": result.counts(),
+        result = deidentify(pydicom.dcmread(path), salt, dates=dates)
+        out_rel = _unique(rel if keep_names else output_name(result.dataset), taken)
+        _write(result, dst / out_rel)
+        written.append((out_rel, result))
+        sources[out_rel] = rel
+        entries.append({"file": out_rel.as_posix(), "burned_in_text_risk": result.burned_in,
+                        "counts": result.counts(),
                         "actions": [[a.where, a.tag, a.keyword, a.action] for a in result.actions]})
-    log = dst / AUDIT_LOG
-    header = {"profile": METHOD, "dates": dates, "files_written": len(written),
-              "skipped": [[r.as_posix(), why] for r, why in skipped],
+    reasons: dict[str, int] = {}
+    for rel, why in skipped:
+        key = why if keep_names else _scrub(why, src / rel, (src / rel).resolve(), rel)
+        reasons[key] = reasons.get(key, 0) + 1
+    skip_log = {"count": len(skipped), "reasons": dict(sorted(reasons.items()))}
+    if keep_names:
+        skip_log["files"] = [[r.as_posix(), why] for r, why in skipped]
+    header = {"profile": METHOD, "dates": dates, "names": "kept from the input" if keep_names else "de-identified",
+              "files_written": len(written), "skipped": skip_log,
               "action_columns": ["where", "tag", "keyword", "action"]}
+    log = dst / AUDIT_LOG
+    entries.sort(key=lambda e: e["file"])  # output order, not input order (input names sort by patient)
     log.write_text(json.dumps({**header, "files": entries}, indent=1) + "\n", encoding="utf-8")
-    return TreeResult(written, skipped, log)
+    return TreeResult(written, skipped, log, sources)

@@ -141,28 +141,107 @@ def input_tree(tmp_path):
     return folder
 
 
+def expected_name(original, salt=SALT):
+    return deid.output_name(deid.deidentify(original, salt).dataset).as_posix()
+
+
 def test_cli_folder_end_to_end(input_tree, tmp_path):
     before = tree_digest(input_tree)
     out = tmp_path / "out"
     result = run_cli(input_tree, out, "--salt", SALT)
     assert result.returncode == 1, result.stderr  # one file (README.txt) skipped
-    assert "skipped README.txt" in result.stderr and "US1_UNCI.dcm may show" in result.stderr
+    assert "skipped README.txt" in result.stderr and "(from US1_UNCI.dcm) may show" in result.stderr
     assert tree_digest(input_tree) == before  # the input is untouched
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.dcm"))
-    assert written == ["CT_small.dcm", "MR_small.dcm", "US1_UNCI.dcm", "series2/ct_copy.dcm"]
-    a, b = pydicom.dcmread(out / "CT_small.dcm"), pydicom.dcmread(out / "series2" / "ct_copy.dcm")
+    ct = expected_name(load("CT_small.dcm"))
+    sources = {"CT_small.dcm": ct, "series2/ct_copy.dcm": ct[:-4] + "_2.dcm",  # same instance twice: a suffix
+               "MR_small.dcm": expected_name(load("MR_small.dcm")), "US1_UNCI.dcm": expected_name(load("US1_UNCI.dcm"))}
+    assert written == sorted(sources.values())
+    assert all(part.startswith(("MDG-", "2.25.")) for name in written for part in name.split("/"))
+    a, b = pydicom.dcmread(out / ct), pydicom.dcmread(out / sources["series2/ct_copy.dcm"])
     assert a.SeriesInstanceUID == b.SeriesInstanceUID and a.PatientID == b.PatientID  # links kept
-    for rel in written:
+    for rel, name in sources.items():
         original = pydicom.dcmread(input_tree / rel)
-        clean = pydicom.dcmread(out / rel)
+        clean = pydicom.dcmread(out / name)
         assert deid.leaks(original, clean) == [] and deid.profile_violations(clean) == []
         assert clean.PixelData == original.PixelData
+        assert clean.file_meta.MediaStorageSOPInstanceUID == clean.SOPInstanceUID == Path(name).stem.split("_")[0]
     log = (out / deid.AUDIT_LOG).read_text()
     audit = json.loads(log)
-    assert audit["files_written"] == 4 and audit["skipped"][0][0] == "README.txt"
+    assert audit["files_written"] == 4 and audit["names"] == "de-identified"
+    assert audit["skipped"] == {"count": 1, "reasons": {"not a DICOM file (no 'DICM' marker)": 1}}
+    assert sorted(e["file"] for e in audit["files"]) == written
+    assert "README" not in log and "series2" not in log and "CT_small" not in log  # no input name
     original = pydicom.dcmread(input_tree / "CT_small.dcm")
     for value in deid.identifying_values(original):
         assert value not in log  # the log holds no identifying value
+
+
+def test_identifying_folder_and_file_names_do_not_reach_out(tmp_path):
+    """Archives name folders and files by patient: none of it may appear under OUT, audit log included."""
+    ds = load("CT_small.dcm")
+    name, mrn, accession = "Doe^Jane", "MRN-778899", "ACC-4242"
+    ds.PatientName, ds.PatientID, ds.AccessionNumber = name, mrn, accession
+    folder = tmp_path / "archive" / "Doe_Jane" / mrn
+    folder.mkdir(parents=True)
+    ds.save_as(folder / f"{accession}.dcm", enforce_file_format=True)
+    (folder / "Doe_Jane_notes.txt").write_text("not dicom")
+    out = tmp_path / "clean"
+    result = run_cli(tmp_path / "archive", out, "--salt", SALT)
+    assert result.returncode == 1, result.stderr  # the notes file is skipped, and named on stderr only
+    assert "Doe_Jane_notes.txt" in result.stderr
+    needles = ["Doe", "Jane", mrn, accession, "notes"]
+    for path in out.rglob("*"):
+        rel = path.relative_to(out).as_posix()
+        assert not any(n.lower() in rel.lower() for n in needles), rel
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(n.encode() in data for n in needles), rel
+    (dcm,) = out.rglob("*.dcm")
+    assert dcm.relative_to(out).as_posix() == expected_name(ds)
+
+
+def test_keep_names_keeps_relative_paths(input_tree, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(input_tree, out, "--salt", SALT, "--keep-names")
+    assert result.returncode == 1, result.stderr
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.dcm"))
+    assert written == ["CT_small.dcm", "MR_small.dcm", "US1_UNCI.dcm", "series2/ct_copy.dcm"]
+    audit = json.loads((out / deid.AUDIT_LOG).read_text())
+    assert audit["names"] == "kept from the input" and audit["skipped"]["files"][0][0] == "README.txt"
+    api = deid.deidentify_tree(input_tree, tmp_path / "api", SALT, keep_names=True)
+    assert sorted(r.as_posix() for r, _ in api.written) == written
+
+
+def test_file_meta_holds_nothing_identifying():
+    ds = load("CT_small.dcm")
+    ds.file_meta.SendingApplicationEntityTitle = "ST_MARYS_PACS"
+    ds.file_meta.SourcePresentationAddress = "dicom://pacs.st-marys.example:104"
+    ds.file_meta.ImplementationVersionName = "SITE_TOOL_7"
+    out = deid.deidentify(ds, SALT).dataset
+    meta = out.file_meta
+    assert set(e.keyword for e in meta) <= set(deid.META_KEEP)
+    assert meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID == deid.map_uid(ds.SOPInstanceUID, SALT)
+    assert meta.ImplementationClassUID == pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+    assert deid.leaks(ds, out) == [] and deid.profile_violations(out) == []
+    assert {"ST_MARYS_PACS", "dicom://pacs.st-marys.example:104"} <= deid.identifying_values(ds)
+    del out.SOPInstanceUID  # an instance UID only in the meta is mapped too
+    del ds.SOPInstanceUID
+    assert deid.deidentify(ds, SALT).dataset.file_meta.MediaStorageSOPInstanceUID == deid.map_uid(
+        ds.file_meta.MediaStorageSOPInstanceUID, SALT)
+
+
+def test_output_name_is_sanitised_and_unique(tmp_path):
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.PatientID, ds.StudyInstanceUID = "../a b", "1.2.3"
+    assert deid.output_name(ds).as_posix() == "_a_b/1.2.3/no-instance.dcm"  # no "..", no "/", no space
+    ds.PatientID = ".."
+    assert deid.output_name(ds).parts[0] == "no-patient"
+    taken = set()
+    names = [deid._unique(Path("x/y.dcm"), taken) for _ in range(3)]
+    assert [n.as_posix() for n in names] == ["x/y.dcm", "x/y_2.dcm", "x/y_3.dcm"]
 
 
 def test_cli_single_file_and_same_salt_is_reproducible(tmp_path):
@@ -170,7 +249,8 @@ def test_cli_single_file_and_same_salt_is_reproducible(tmp_path):
     r1 = run_cli(src, tmp_path / "o1", "--salt", SALT)
     r2 = run_cli(src, tmp_path / "o2", "--salt", SALT)
     assert r1.returncode == r2.returncode == 0, r1.stderr
-    assert (tmp_path / "o1" / "MR_small.dcm").read_bytes() == (tmp_path / "o2" / "MR_small.dcm").read_bytes()
+    name = expected_name(load("MR_small.dcm"))
+    assert (tmp_path / "o1" / name).read_bytes() == (tmp_path / "o2" / name).read_bytes()
 
 
 @pytest.mark.parametrize("case", ["text file", "truncated", "empty folder", "out inside in", "out exists",
