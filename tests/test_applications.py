@@ -52,6 +52,15 @@ def test_show_dicom_draws_in_mm_and_inverts_monochrome1():
     plt.close(fig)
 
 
+def test_draw_scale_bar():
+    fig, ax = plt.subplots()
+    assert app.draw_scale_bar(ax, 245.0, 100.0, estimated=True) == 20.0
+    assert len(ax.lines) == 1 and ax.texts[0].get_text() == "≈20 mm"
+    x = ax.lines[0].get_xdata()
+    assert x[1] - x[0] == pytest.approx(20.0)
+    plt.close(fig)
+
+
 def test_show_dicom_needs_a_frame_for_multiframe():
     img = dicom.read(dicom.testdata("emri_small.dcm"))
     fig, ax = plt.subplots()

@@ -58,6 +58,16 @@ def display_flips(patient_orientation) -> tuple[bool, bool]:
     return along_column.startswith("H"), along_row.startswith("R")
 
 
+def draw_scale_bar(ax, width_mm, height_mm, estimated=False):
+    """A yellow scale bar in the lower right of axes whose data units are mm; returns its length."""
+    bar = scale_bar_mm(width_mm)
+    x0, y0 = 0.95 * width_mm - bar, 0.94 * height_mm
+    ax.plot([x0, x0 + bar], [y0, y0], color="yellow", lw=3)
+    ax.text(x0 + bar / 2, y0 - 0.02 * height_mm, f"{'≈' if estimated else ''}{bar:g} mm",
+            color="yellow", ha="center", va="bottom", fontsize=8)
+    return bar
+
+
 def show_dicom(ax, image, window=None, frame=None, title=None, spacing_mm=None, estimated=False, orient=True):
     """Show a DicomImage correctly: modality units, window, MONOCHROME1 inverted, axes in mm, scale bar.
 
@@ -87,11 +97,7 @@ def show_dicom(ax, image, window=None, frame=None, title=None, spacing_mm=None, 
         row_mm, col_mm = (float(v) for v in spacing)
         aspect_from_spacing(spacing)  # validates
         ax.imshow(shown, cmap="gray", vmin=0, vmax=1, extent=(0, cols * col_mm, rows * row_mm, 0))
-        bar = scale_bar_mm(cols * col_mm)
-        x0, y0 = 0.95 * cols * col_mm - bar, 0.94 * rows * row_mm
-        ax.plot([x0, x0 + bar], [y0, y0], color="yellow", lw=3)
-        ax.text(x0 + bar / 2, y0 - 0.02 * rows * row_mm, f"{'≈' if estimated else ''}{bar:g} mm",
-                color="yellow", ha="center", va="bottom", fontsize=8)
+        draw_scale_bar(ax, cols * col_mm, rows * row_mm, estimated)
         ax.set_title(f"{label}\n{how}")
     ax.set_xticks([])
     ax.set_yticks([])
