@@ -35,7 +35,8 @@ inside it.
 Folders: `deidentify_tree(IN, OUT, salt)` (the `mediag deid` command) writes each copy under a name made
 of de-identified identifiers only (`output_name`), since folder and file names can identify too, and an
 audit log `deid-audit.json` that holds output names, attribute keywords and actions, never a value.
-The file meta (group 0002) keeps its technical attributes only (`META_KEEP`), with the mapped instance UID.
+The file meta (group 0002) keeps its technical attributes only (`META_KEEP`), with the mapped instance UID,
+and the 128-byte preamble before 'DICM' is zeroed.
 """
 
 from __future__ import annotations
@@ -424,6 +425,8 @@ def deidentify(ds, salt, dates: str = "shift") -> DeidResult:
     if dates not in ("shift", "remove"):
         raise ValueError(f"deid: dates must be 'shift' or 'remove', got {dates!r}")
     out = copy.deepcopy(ds)
+    if getattr(out, "preamble", None) is not None:  # 128 free bytes before 'DICM': a vendor may put anything there
+        out.preamble = b"\x00" * 128
     patient_id = str(ds.get("PatientID", "") or "") or str(ds.get("PatientName", "") or "")
     walker = _Walker(salt, dates, pseudonym(patient_id, salt), date_offset_days(patient_id, salt))
     walker.walk(out)
@@ -448,7 +451,8 @@ def deidentify(ds, salt, dates: str = "shift") -> DeidResult:
 
 
 def identifying_values(ds) -> set[str]:
-    """The text of every identifying value in `ds`: profile attributes, non-standard UIDs, dates, private text.
+    """The text of every identifying value in `ds`: profile attributes, non-standard UIDs, dates, private text,
+    and in the file meta the instance UID and every non-technical attribute (AE titles, addresses).
 
     Used to prove a de-identified copy leaks none of them (see `leaks`).
     """

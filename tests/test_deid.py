@@ -186,10 +186,12 @@ def test_identifying_folder_and_file_names_do_not_reach_out(tmp_path):
     folder.mkdir(parents=True)
     ds.save_as(folder / f"{accession}.dcm", enforce_file_format=True)
     (folder / "Doe_Jane_notes.txt").write_text("not dicom")
+    (folder / f"Doe_Jane_{accession}_cut.dcm").write_bytes((folder / f"{accession}.dcm").read_bytes()[:3000])
     out = tmp_path / "clean"
     result = run_cli(tmp_path / "archive", out, "--salt", SALT)
-    assert result.returncode == 1, result.stderr  # the notes file is skipped, and named on stderr only
-    assert "Doe_Jane_notes.txt" in result.stderr
+    assert result.returncode == 1, result.stderr  # the notes and the truncated file are skipped, named on stderr only
+    assert "Doe_Jane_notes.txt" in result.stderr and "_cut.dcm" in result.stderr
+    assert json.loads((out / deid.AUDIT_LOG).read_text())["skipped"]["count"] == 2
     needles = ["Doe", "Jane", mrn, accession, "notes"]
     for path in out.rglob("*"):
         rel = path.relative_to(out).as_posix()
@@ -225,6 +227,7 @@ def test_file_meta_holds_nothing_identifying():
     assert meta.ImplementationClassUID == pydicom.uid.PYDICOM_IMPLEMENTATION_UID
     assert deid.leaks(ds, out) == [] and deid.profile_violations(out) == []
     assert {"ST_MARYS_PACS", "dicom://pacs.st-marys.example:104"} <= deid.identifying_values(ds)
+    assert set(deid.deidentify(load("CT_small.dcm"), SALT).dataset.preamble) == {0}  # CT_small's held a TIFF header
     del out.SOPInstanceUID  # an instance UID only in the meta is mapped too
     del ds.SOPInstanceUID
     assert deid.deidentify(ds, SALT).dataset.file_meta.MediaStorageSOPInstanceUID == deid.map_uid(
