@@ -15,11 +15,13 @@ def _lm_inputs(logits, tokens, who="lm_loss"):
     if logits.ndim != 3:
         raise ValueError(f"{who}: logits must be (N, T, V), got shape {logits.shape}; add a batch axis with x[None]")
     if tokens.shape != logits.shape[:2]:
-        raise ValueError(f"{who}: tokens must have shape (N, T) = {logits.shape[:2]} like the logits, got {tokens.shape}")
+        raise ValueError(f"{who}: tokens must have shape (N, T) = {logits.shape[:2]} like the logits, "
+                         f"got {tokens.shape}")
     if not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(f"{who}: tokens must be integer ids, got dtype {tokens.dtype}; use tokens.astype(int)")
     if tokens.shape[1] < 2:
-        raise ValueError(f"{who}: need T >= 2 tokens per text (the first token is never predicted), got T = {tokens.shape[1]}")
+        raise ValueError(f"{who}: need T >= 2 tokens per text (the first token is never predicted), "
+                         f"got T = {tokens.shape[1]}")
     if tokens.min() < 0 or tokens.max() >= logits.shape[2]:
         raise ValueError(f"{who}: token ids must lie in [0, V = {logits.shape[2]}), got {tokens.min()}..{tokens.max()}")
     return logits, tokens
@@ -107,14 +109,16 @@ def gpt2_params_from_transformers(model):
     # A transformers GPT2LMHeadModel -> dict of float64 NumPy arrays for gpt2_forward.
     cfg = getattr(model, "config", None)
     if cfg is None or getattr(cfg, "model_type", None) != "gpt2" or not hasattr(model, "lm_head"):
-        raise ValueError(f"gpt2_params_from_transformers: expected a transformers GPT2LMHeadModel, got {type(model).__name__}")
+        raise ValueError("gpt2_params_from_transformers: expected a transformers GPT2LMHeadModel, "
+                         f"got {type(model).__name__}")
     unsupported = {"activation_function": cfg.activation_function != "gelu_new",
                    "scale_attn_weights=False": not cfg.scale_attn_weights,
                    "scale_attn_by_inverse_layer_idx": cfg.scale_attn_by_inverse_layer_idx,
                    "add_cross_attention": cfg.add_cross_attention}
     bad = [name for name, is_bad in unsupported.items() if is_bad]
     if bad:
-        raise ValueError(f"gpt2_params_from_transformers: config options {bad} are not implemented in NumPy; use a default GPT2Config")
+        raise ValueError(f"gpt2_params_from_transformers: config options {bad} are not implemented in NumPy; "
+                         "use a default GPT2Config")
     sd = {k: v.detach().cpu().double().numpy().copy() for k, v in model.state_dict().items()}
     blocks = [{ours: sd[f"transformer.h.{i}.{theirs}"] for ours, theirs in _BLOCK_NAMES.items()}
               for i in range(cfg.n_layer)]
@@ -134,7 +138,8 @@ def gpt2_forward(tokens, params):
     if tokens.size and (tokens.min() < 0 or tokens.max() >= V):
         raise ValueError(f"gpt2_forward: token ids must lie in [0, {V}), got {tokens.min()}..{tokens.max()}")
     if tokens.shape[1] > T_max:
-        raise ValueError(f"gpt2_forward: {tokens.shape[1]} tokens exceed the model's {T_max} positions; truncate the input")
+        raise ValueError(f"gpt2_forward: {tokens.shape[1]} tokens exceed the model's {T_max} positions; "
+                         "truncate the input")
     x = params["wte"][tokens] + params["wpe"][np.arange(tokens.shape[1])]  # [N, T] -> [N, T, D]
     for p in params["blocks"]:
         x = gpt2_block(x, p, params["n_head"], params["eps"])             # [N, T, D] -> [N, T, D]
@@ -290,8 +295,9 @@ def check_lm_loss(rng):
     check("lm_loss vs loops", lm_loss(z, x), lm_loss_loops(z, x))
     check("lm_loss sum vs torch", lm_loss(z, x), F.cross_entropy(rows, targets, reduction="sum"))
     check("lm_loss mean vs torch", lm_loss(z, x, "mean"), F.cross_entropy(rows, targets))
-    k = keras.losses.sparse_categorical_crossentropy(keras.ops.convert_to_tensor(x[:, 1:].reshape(-1)),
-                                                     keras.ops.convert_to_tensor(rows.numpy(), dtype="float64"), from_logits=True)
+    k = keras.losses.sparse_categorical_crossentropy(
+        keras.ops.convert_to_tensor(x[:, 1:].reshape(-1)),
+        keras.ops.convert_to_tensor(rows.numpy(), dtype="float64"), from_logits=True)
     check("lm_loss mean vs keras", lm_loss(z, x, "mean"), keras.ops.mean(k))
     torch.manual_seed(int(rng.integers(2**31)))
     model = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=T, n_embd=8, n_layer=1, n_head=2,
