@@ -154,3 +154,13 @@ def test_auc_bootstrap_flip():
     assert app.flip_labels(labels, 0.0).sum() == 0
     with pytest.raises(ValueError, match="rate is a probability"):
         app.flip_labels(labels, 1.5)
+
+
+def test_registered_checks_run_on_fresh_inputs():
+    from mediag.verify import REGISTRY, report
+
+    assert any("Newton logistic regression" in title for title in REGISTRY)
+    before = len(report().rows)
+    app.check_logistic_fit_auc(np.random.default_rng(11))
+    rows = report().rows[before:]
+    assert len(rows) == 2 and all(r.passed for r in rows)
