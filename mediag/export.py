@@ -59,8 +59,20 @@ def public_names(source: str) -> list[str]:
     return names
 
 
+def duplicate_names(exports: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    """Public names exported by more than one notebook module: each function is written once."""
+    owners: dict[str, list[str]] = {}
+    for module, names in exports:
+        for name in names:
+            owners.setdefault(name, []).append(module)
+    return {name: mods for name, mods in owners.items() if len(mods) > 1}
+
+
 def build() -> dict[Path, str]:
-    """The text every generated file should have, keyed by its path."""
+    """The text every generated file should have, keyed by its path.
+
+    Raises ValueError if two notebooks export the same public name (import it from the first instead).
+    """
     files: dict[Path, str] = {}
     exports: list[tuple[str, list[str]]] = []
     for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
@@ -73,6 +85,10 @@ def build() -> dict[Path, str]:
         text = HEADER.format(notebook=nb.name) + "\n" + "\n\n".join(imports) + "\n\n\n" + "\n\n\n".join(rest) + "\n"
         files[SCRATCH / f"{name}.py"] = text
         exports.append((name, public_names(text)))
+    clashes = duplicate_names(exports)
+    if clashes:
+        detail = "; ".join(f"{name} in {', '.join(mods)}" for name, mods in clashes.items())
+        raise ValueError(f"the same name is exported by several notebooks ({detail}): define it once and import it")
     lines = ['"""From-scratch implementations exported from the notebooks (see mediag/export.py)."""', ""]
     all_names = []
     for name, names in exports:
@@ -100,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mediag.export", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report files that are out of date")
     args = parser.parse_args(argv)
-    files = build()
+    try:
+        files = build()
+    except ValueError as exc:
+        print(f"mediag.export: error: {exc}", file=sys.stderr)
+        return 1
     stale = stale_files(files)
     if args.check:
         for p in stale:
