@@ -89,6 +89,31 @@ def cmd_deid(args) -> int:
     return 1 if result.skipped else 0
 
 
+def cmd_pipeline(args) -> int:
+    import time
+
+    from mediag import pipeline
+
+    try:
+        out = pipeline.check_out_dir(args.out)
+        pipeline.check_n(args.n)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    t0 = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - t0:5.0f} s] {message}", file=sys.stderr, flush=True)
+
+    result = pipeline.run(n=args.n, seed=args.seed, progress=progress)
+    index = pipeline.write_html(result, out)
+    progress(f"report written to {index}")
+    if args.json:
+        print(json.dumps(result["metrics"], indent=2))
+    else:
+        print(pipeline.format_metrics(result["metrics"]))
+    return 0
+
+
 def cmd_classify(args) -> int:
     from mediag.repro import setup
 
@@ -156,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the input's relative folder and file names in OUT and in the audit log (only if you "
                         "know they hold no names, IDs or accession numbers)")
     p.set_defaults(func=cmd_deid)
+
+    p = sub.add_parser(
+        "pipeline", help="notebook 08's pipeline end to end on synthetic films, with an HTML report",
+        description="Generate synthetic chest films, train the CNN and the report GPT-2, generate a report per test "
+                    "film, read it back with the labeler and score it; write DIR/index.html and DIR/metrics.json "
+                    "and print the metrics (progress on stderr). Exit status: 0 done, 2 bad input.")
+    p.add_argument("--out", default="pipeline-report", metavar="DIR", help="output folder (default: pipeline-report)")
+    p.add_argument("--n", type=int, default=1200, help="number of synthetic films (default: 1200, at least 60)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data and training (default: 0)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON (keys classifier_macro_auc, "
+                   "report_macro_f1, ...)")
+    p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser(
         "classify", help="train the course CNN on a MedMNIST .npz and print its test metrics",

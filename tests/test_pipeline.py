@@ -1,0 +1,226 @@
+"""Notebook 08's exported pipeline pieces (mediag.scratch.diagnosis_pipeline) and `mediag pipeline`.
+
+Shapes and sizes here differ from the notebook's (odd image sizes, other sigmas, tiny models).
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mediag.data.chest import FINDINGS
+from mediag.data.reports import label_report
+from mediag.scratch.diagnosis_pipeline import (
+    TARGETS,
+    build_prefix_lm,
+    check_pipeline_pieces,
+    check_prefix_loss,
+    choose_thresholds,
+    encode_reports,
+    finding_targets,
+    gaussian_blur,
+    gaussian_kernel,
+    generate_with_prefix,
+    input_stats,
+    make_inputs,
+    prefix_inputs,
+    report_scores,
+    source_prompt,
+    template_report,
+)
+
+cv2 = pytest.importorskip("cv2")
+
+
+@pytest.mark.parametrize("shape,sigma", [((23, 31), 2.0), ((40, 19), 0.8), ((33, 33), 1.7)])
+def test_gaussian_blur_matches_opencv(shape, sigma):
+    img = np.random.default_rng(3).random(shape)
+    np.testing.assert_allclose(gaussian_blur(img, sigma), cv2.GaussianBlur(img, (0, 0), sigma), rtol=1e-10, atol=1e-13)
+
+
+def test_gaussian_kernel_matches_opencv():
+    for sigma in (0.7, 1.3, 2.0, 3.1):
+        k = gaussian_kernel(sigma)
+        np.testing.assert_allclose(k, cv2.getGaussianKernel(len(k), sigma)[:, 0], rtol=1e-12)
+        assert len(k) % 2 == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_gaussian_kernel_rejects_bad_sigma(bad):
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        gaussian_kernel(bad)
+
+
+def test_gaussian_blur_errors():
+    with pytest.raises(ValueError, match="one 2-D image"):
+        gaussian_blur(np.zeros((2, 20, 20)), 1.0)
+    with pytest.raises(ValueError, match="larger than"):
+        gaussian_blur(np.zeros((5, 5)), 2.0)
+
+
+def test_make_inputs_shapes_and_statistics():
+    imgs = np.random.default_rng(0).random((7, 37, 29)).astype(np.float32)
+    stats = input_stats(imgs[:5], sigma=1.5)
+    x = make_inputs(imgs, stats)
+    assert x.shape == (7, 37, 29, 2) and x.dtype == np.float32
+    assert abs(x[:5, ..., 0].mean()) < 1e-5 and abs(x[:5, ..., 0].std() - 1) < 1e-4
+    assert abs(x[:5, ..., 1].std() - 1) < 1e-4
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        make_inputs(imgs[0], stats)
+
+
+def test_finding_targets_are_consistent():
+    from mediag.data.chest import labels_of, sample_findings
+
+    rng = np.random.default_rng(9)
+    records = [sample_findings(rng) for _ in range(57)]
+    y = finding_targets(records)
+    assert y.shape == (57, len(TARGETS)) == (57, 10) and y.dtype == np.float32
+    np.testing.assert_array_equal(y[:, :4], np.stack([labels_of(r) for r in records]))
+    for k, name in enumerate(("nodule", "effusion", "pneumothorax")):
+        present = y[:, 4 + 2 * k] + y[:, 5 + 2 * k]                 # right + left: exactly when present
+        np.testing.assert_array_equal(present, y[:, FINDINGS.index(name)])
+        right = [r[name] is not None and r[name]["side"] == "right" for r in records]
+        np.testing.assert_array_equal(y[:, 4 + 2 * k], right)
+
+
+def test_prefix_inputs_concatenates():
+    f, p = np.ones((3, 5)), np.zeros((3, 2))
+    x = prefix_inputs(f, p)
+    assert x.shape == (3, 7) and x.dtype == np.float32 and x[:, :5].all() and not x[:, 5:].any()
+
+
+def _record(on, side="left"):
+    return {"nodule": {"side": side, "zone": "upper", "diameter_mm": 12.0} if on[0] else None,
+            "effusion": {"side": side, "size": "small"} if on[1] else None,
+            "cardiomegaly": bool(on[2]), "pneumothorax": {"side": side} if on[3] else None}
+
+
+def test_report_scores_matches_sklearn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(5)
+    t, p = rng.random((53, 4)) < 0.3, rng.random((53, 4)) < 0.3
+    s = report_scores([_record(r) for r in p], [_record(r) for r in t])
+    ps, rs, fs, _ = precision_recall_fscore_support(t, p, zero_division=0)
+    for k, f in enumerate(FINDINGS):
+        assert s[f]["precision"] == pytest.approx(ps[k]) and s[f]["recall"] == pytest.approx(rs[k])
+        assert s[f]["f1"] == pytest.approx(fs[k])
+    assert s["macro_f1"] == pytest.approx(fs.mean())
+
+
+def test_report_scores_attributes():
+    truth = [_record([1, 1, 0, 1], "left"), _record([1, 0, 0, 0], "right")]
+    pred = [_record([1, 1, 0, 1], "left"), _record([1, 0, 0, 0], "left")]
+    s = report_scores(pred, truth)
+    assert s["side_accuracy"] == pytest.approx(3 / 4)      # 3 of 4 true-positive findings with a side
+    assert s["size_accuracy"] == 1.0 and s["zone_accuracy"] == 1.0
+    assert np.isnan(report_scores([_record([0, 0, 1, 0])], [_record([0, 0, 1, 0])])["side_accuracy"])
+    with pytest.raises(ValueError, match="one per image"):
+        report_scores(pred, truth[:1])
+
+
+def test_choose_thresholds_maximises_f1():
+    rng = np.random.default_rng(2)
+    y = rng.random((41, 3)) < 0.4
+    probs = np.clip(y * 0.3 + rng.random((41, 3)) * 0.7, 0, 1)
+    th = choose_thresholds(y, probs)
+    for k in range(3):
+        def f1(c, k=k):
+            pred = probs[:, k] >= c
+            return 2 * np.sum(pred & y[:, k]) / (pred.sum() + y[:, k].sum())
+        assert f1(th[k]) == pytest.approx(max(f1(c) for c in probs[:, k]))
+    with pytest.raises(ValueError, match=r"\(N, findings\)"):
+        choose_thresholds(y, probs[:, :2])
+
+
+def test_template_round_trips_through_the_labeler():
+    for c in range(16):
+        present = [(c >> k) & 1 for k in range(4)]
+        read = label_report(template_report(present))
+        assert [bool(read[f]) for f in FINDINGS] == [bool(v) for v in present]
+    with pytest.raises(ValueError, match="one yes/no per finding"):
+        template_report([1, 0])
+
+
+def test_source_prompt_is_literal():
+    assert source_prompt(np.array([[0.5, 1.0]])) == "The feature of the image is: [[0.5 1. ]]"
+
+
+def test_registered_checks_pass():
+    for seed in (11, 12):
+        check_pipeline_pieces(np.random.default_rng(seed))
+        check_prefix_loss(np.random.default_rng(seed))
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer():
+    from mediag.data.reports import report_corpus
+    from mediag.scratch import train_report_tokenizer
+
+    return train_report_tokenizer(report_corpus(40, seed=3), vocab_size=300)
+
+
+def test_encode_reports_and_generate(tiny_tokenizer):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    texts = ["FINDINGS: No pneumothorax.\nIMPRESSION: Normal chest radiograph.", "FINDINGS: Cardiomegaly is present."]
+    ids, mask = encode_reports(tiny_tokenizer, texts, max_len=83)
+    assert ids.shape == mask.shape == (2, 83)
+    n0 = len(tiny_tokenizer(texts[0])["input_ids"])
+    assert mask[0].sum() == n0 + 1 and ids[0, n0] == tiny_tokenizer.eos_token_id
+    assert tiny_tokenizer.decode(ids[0, :n0]) == texts[0]
+    short, short_mask = encode_reports(tiny_tokenizer, texts, max_len=9)      # truncated, still ends with EOS
+    assert short_mask.all() and (short[:, -1] == tiny_tokenizer.eos_token_id).all()
+    torch.manual_seed(0)
+    eos = tiny_tokenizer.eos_token_id
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=len(tiny_tokenizer), n_positions=48, n_embd=16, n_layer=1, n_head=2,
+                                    bos_token_id=eos, eos_token_id=eos, pad_token_id=eos))
+    model = build_prefix_lm(lm, feature_dim=5, n_prefix=3, hidden=7).eval()
+    out = generate_with_prefix(model, np.random.default_rng(0).random((3, 5)), tiny_tokenizer, max_new_tokens=6)
+    assert len(out) == 3 and all(isinstance(t, str) for t in out)
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mediag.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_pipeline_rejects_tiny_n(tmp_path):
+    result = _cli("pipeline", "--n", "10", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "--n 10" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_pipeline_rejects_a_file_as_out(tmp_path):
+    f = tmp_path / "a_file"
+    f.write_text("keep me")
+    result = _cli("pipeline", "--out", str(f))
+    assert result.returncode == 2 and "is a file" in result.stderr
+    assert f.read_text() == "keep me"
+
+
+def test_cli_pipeline_refuses_foreign_index(tmp_path):
+    (tmp_path / "index.html").write_text("<html>my own page</html>")
+    result = _cli("pipeline", "--out", str(tmp_path))
+    assert result.returncode == 2 and "index.html" in result.stderr
+    assert (tmp_path / "index.html").read_text() == "<html>my own page</html>"
+
+
+def test_pipeline_end_to_end_small(tmp_path):
+    """The whole pipeline on 120 films with token training budgets: it runs and writes the page."""
+    from mediag import pipeline
+
+    messages = []
+    result = pipeline.run(n=120, seed=1, progress=messages.append, cnn_epochs=1, lm_steps=3, prefix_steps=3,
+                          n_samples=2)
+    m = result["metrics"]
+    for key in ("classifier_macro_auc", "report_macro_f1", "template_macro_f1", "report_side_accuracy"):
+        assert key in m
+    assert 0 <= m["report_macro_f1"] <= 1 and m["n_train"] + m["n_val"] + m["n_test"] == 120
+    assert any(msg.startswith("step 5") for msg in messages)
+    index = pipeline.write_html(result, tmp_path / "out")
+    assert "mediag pipeline" in index.read_text() and json.loads((tmp_path / "out" / "metrics.json").read_text())
