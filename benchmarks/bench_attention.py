@@ -13,37 +13,15 @@ within 1.5× of PyTorch computing the same formula (`softmax(QK^T/sqrt(d)) V`, u
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import re
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from common import machine_info, markers, median_ms, parser, publish
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_attention:start -->", "<!-- bench_attention:end -->"
-HEADER = (
-    "# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (`make bench`); each script rewrites only its own\n"
-    "section. Speed targets are recorded here, never asserted in timed tests. Numbers depend on the machine\n"
-    "and on its load: each section names the CPU count, threads and load average it was measured under.\n"
-)
+START, END = markers("attention")
 TORCH_SDPA = "PyTorch `F.scaled_dot_product_attention` (fused)"
 TORCH_MATH = "PyTorch, the formula (`softmax(QK^T/8) V`)"
 NUMPY = "NumPy `attention` (mediag.scratch)"
-
-
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up (allocations, framework kernels)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def run(threads: int, repeat: int, length: int) -> tuple[list[tuple[str, float]], list[tuple[int, float]], dict]:
@@ -86,14 +64,10 @@ def run(threads: int, repeat: int, length: int) -> tuple[list[tuple[str, float]]
     for L in (128, 256, 512, 1024):
         q = rng.standard_normal((1, L, 64)).astype(np.float32)
         scaling.append((L, median_ms(lambda q=q: attention(q, q, q), max(3, repeat // 2))))
-    info = {
-        "shape": f"Q, K, V 4×8×{length}×64 (batch × heads × L × d), float32, no mask",
-        "threads": threads, "cpus": os.cpu_count(), "repeat": repeat,
-        "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
-        "versions": f"Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}, "
-                    f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
-        "machine": platform.machine(),
-    }
+    info = machine_info(shape=f"Q, K, V 4×8×{length}×64 (batch × heads × L × d), float32, no mask",
+                        threads=threads, repeat=repeat)
+    info["versions"] = (f"Python {info['python']}, NumPy {np.__version__}, torch {torch.__version__}, "
+                        f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
     return results, scaling, info
 
 
@@ -126,28 +100,13 @@ def section(results, scaling, info) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(text: str) -> Path:
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else HEADER
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-    return path
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads for NumPy/BLAS, PyTorch and TensorFlow (default 1)")
-    parser.add_argument("--repeat", type=int, default=9, help="timed runs per implementation (default 9)")
-    parser.add_argument("--length", type=int, default=512, help="sequence length L (default 512)")
-    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
-    args = parser.parse_args(argv)
+    p = parser(__doc__, threads=1, repeat=9)
+    p.add_argument("--length", type=int, default=512, help="sequence length L (default 512)")
+    args = p.parse_args(argv)
     results, scaling, info = run(args.threads, args.repeat, args.length)
     text = section(results, scaling, info)
-    print(text)
-    if not args.no_write:
-        print(f"wrote {write(text).relative_to(ROOT)}")
+    publish("attention", text, args.no_write)
     return 0
 
 

@@ -14,11 +14,7 @@ subprocess (imports included), and its wall time is measured. Target (issue 8): 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -26,9 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, machine_info, markers, parser, publish
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_classify:start -->", "<!-- bench_classify:end -->"
+START, END = markers("classify")
 SPLITS = {"train": 4708, "val": 524, "test": 624}
 
 
@@ -58,8 +54,9 @@ def run_classify(npz: Path, epochs: int) -> tuple[dict, float]:
 
 
 def section(rows: list[tuple[str, dict, float]], epochs: int, gen_seconds: float) -> str:
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     from importlib.metadata import version
+
+    info = machine_info()
 
     lines = [
         START,
@@ -67,8 +64,8 @@ def section(rows: list[tuple[str, dict, float]], epochs: int, gen_seconds: float
         "",
         f"The §4.2 CNN (32/64/64 filters, 64 dense units), {epochs} epochs, Adam 1e-3, batch 64, best epoch by "
         "validation AUC, threshold by Youden's J on validation; wall time of the whole command (imports, loading, "
-        f"training, evaluation); {os.cpu_count()} CPUs ({platform.machine()}), 2 threads, load average {load} "
-        f"while measuring; Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
+        f"training, evaluation); {info['cpus']} CPUs ({info['machine']}), 2 threads, load average {info['load']} "
+        f"while measuring; Python {info['python']}, TensorFlow {version('tensorflow')}, "
         f"Keras {version('keras')}.",
         "",
         "| data | train / val / test | wall time (s) | test AUC | test ACC | sensitivity | specificity | best epoch |",
@@ -98,21 +95,10 @@ def section(rows: list[tuple[str, dict, float]], epochs: int, gen_seconds: float
     return "\n".join(lines)
 
 
-def write(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in old:
-        new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: text, old, flags=re.S)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=10)
+    ap = parser(__doc__)
+    ap.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     ap.add_argument("--real", action="store_true", help="also run data/medmnist/pneumoniamnist.npz")
-    ap.add_argument("--no-write", action="store_true", help="print only, do not rewrite BENCHMARKS.md")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,9 +112,7 @@ def main() -> int:
         metrics, seconds = run_classify(ROOT / "data" / "medmnist" / "pneumoniamnist.npz", args.epochs)
         rows.append(("PneumoniaMNIST (real)", metrics, seconds))
     text = section(rows, args.epochs, gen_seconds)
-    print(text)
-    if not args.no_write:
-        write(text)
+    publish("classify", text, args.no_write)
     return 0
 
 

@@ -10,34 +10,12 @@ and multiplied by the batch size (it would take minutes otherwise). Target: im2c
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import re
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from common import machine_info, markers, median_ms, parser, publish
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_conv2d:start -->", "<!-- bench_conv2d:end -->"
-HEADER = (
-    "# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (`make bench`); each script rewrites only its own\n"
-    "section. Speed targets are recorded here, never asserted in timed tests. Numbers depend on the machine\n"
-    "and on its load: each section names the CPU count, threads and load average it was measured under.\n"
-)
-
-
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up (allocations, framework kernels)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+START, END = markers("conv2d")
 
 
 def run(threads: int, repeat: int, batch: int) -> tuple[list[tuple[str, float]], dict]:
@@ -74,14 +52,10 @@ def run(threads: int, repeat: int, batch: int) -> tuple[list[tuple[str, float]],
             ("TensorFlow `tf.nn.conv2d` (NHWC)",
              median_ms(lambda: tf.nn.conv2d(x_tf, w_tf, 1, "VALID").numpy(), repeat)),
         ]
-    info = {
-        "shape": f"x {batch}×64×64×16 (NHWC), w 3×3×16×32, stride 1, valid, float32",
-        "threads": threads, "cpus": os.cpu_count(), "repeat": repeat,
-        "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
-        "versions": f"Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}, "
-                    f"TensorFlow {tf.__version__}",
-        "machine": platform.machine(),
-    }
+    info = machine_info(shape=f"x {batch}×64×64×16 (NHWC), w 3×3×16×32, stride 1, valid, float32",
+                        threads=threads, repeat=repeat)
+    info["versions"] = (f"Python {info['python']}, NumPy {np.__version__}, torch {torch.__version__}, "
+                        f"TensorFlow {tf.__version__}")
     return results, info
 
 
@@ -106,28 +80,13 @@ def section(results, info) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(text: str) -> Path:
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else HEADER
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-    return path
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2,
-                        help="threads for NumPy/BLAS, PyTorch and TensorFlow (default 2)")
-    parser.add_argument("--repeat", type=int, default=9, help="timed runs per implementation (default 9)")
-    parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
-    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
-    args = parser.parse_args(argv)
+    p = parser(__doc__, threads=2, repeat=9)
+    p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    args = p.parse_args(argv)
     results, info = run(args.threads, args.repeat, args.batch)
     text = section(results, info)
-    print(text)
-    if not args.no_write:
-        print(f"wrote {write(text).relative_to(ROOT)}")
+    publish("conv2d", text, args.no_write)
     return 0
 
 

@@ -11,34 +11,12 @@ OpenCV (it has 441 passes over the image in Python); 2000 synthetic films in und
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import re
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from common import machine_info, markers, median_ms, parser, publish
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_preprocessing:start -->", "<!-- bench_preprocessing:end -->"
-HEADER = (
-    "# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (`make bench`); each script rewrites only its own\n"
-    "section. Speed targets are recorded here, never asserted in timed tests. Numbers depend on the machine\n"
-    "and on its load: each section names the CPU count, threads and load average it was measured under.\n"
-)
-
-
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+START, END = markers("preprocessing")
 
 
 def run(threads: int, repeat: int) -> tuple[dict, dict]:
@@ -64,11 +42,8 @@ def run(threads: int, repeat: int) -> tuple[dict, dict]:
     n = 200
     r["synthetic films, 64×64, per 1000"] = median_ms(lambda: generate(n, size=64, seed=1, cache=False),
                                                       max(3, repeat // 3)) * 1000 / n
-    info = {
-        "threads": threads, "repeat": repeat, "cpus": os.cpu_count(), "machine": platform.machine(),
-        "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "versions": f"Python {platform.python_version()}, NumPy {np.__version__}, OpenCV {cv2.__version__}",
-    }
+    info = machine_info(threads=threads, repeat=repeat)
+    info["versions"] = f"Python {info['python']}, NumPy {np.__version__}, OpenCV {cv2.__version__}"
     return r, info
 
 
@@ -105,26 +80,12 @@ def section(r: dict, info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(text: str) -> Path:
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else HEADER
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-    return path
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy/BLAS and OpenCV (default 2)")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per implementation (default 7)")
-    parser.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
-    args = parser.parse_args(argv)
+    p = parser(__doc__, threads=2, repeat=7)
+    args = p.parse_args(argv)
     r, info = run(args.threads, args.repeat)
     text = section(r, info)
-    print(text)
-    if not args.no_write:
-        print(f"wrote {write(text).relative_to(ROOT)}")
+    publish("preprocessing", text, args.no_write)
     return 0
 
 
