@@ -10,6 +10,7 @@ from mediag.scratch import (
     lstm_framework_weights,
     lstm_jacobian_norms,
     lstm_step,
+    sigmoid,
     torch_lstm_from_numpy,
 )
 from mediag.verify import numerical_gradient
@@ -119,3 +120,13 @@ def test_bad_shapes_raise_clear_errors():
         lstm_forward(x, h0, c0, *params[:7], params[7][:2])
     with pytest.raises(ValueError, match="give one sequence"):
         lstm_jacobian_norms(x, h0[0], c0[0], *params)
+
+
+def test_sigmoid_is_stable_and_accurate_in_both_tails():
+    import torch
+
+    with np.errstate(over="raise", under="ignore"):
+        np.testing.assert_allclose(sigmoid(np.array([-1000.0, 0.0, 1000.0])), [0.0, 0.5, 1.0])
+    a = np.linspace(-700.0, 35.0, 1001)  # tiny values keep their relative precision (no 1 - 1 cancellation)
+    np.testing.assert_allclose(sigmoid(a), torch.sigmoid(torch.from_numpy(a)).numpy(), rtol=1e-13, atol=0)
+    assert sigmoid(3).shape == () and sigmoid([[1, 2, 3]]).shape == (1, 3)

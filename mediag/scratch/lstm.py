@@ -8,9 +8,15 @@ import numpy as np
 from mediag.verify import check, register_check
 
 
-def _sigmoid(a):
-    """Logistic sigmoid 1 / (1 + e^-a), written with tanh so it never overflows."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
+def sigmoid(a):
+    """Logistic sigmoid 1 / (1 + e^-a), float64, without overflow and accurate in both tails.
+
+    For a < 0 it is computed as e^a / (1 + e^a), so e^-|a| never overflows and tiny values keep
+    their relative precision. Later notebooks (09, 10) import it from mediag.scratch.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _stack_gates(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
@@ -20,8 +26,8 @@ def _stack_gates(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
 
 def _gates(hx, W, b, Hd):
     a = hx @ W.T + b  # [N, Hd + D] -> [N, 4 Hd]
-    return (_sigmoid(a[:, :Hd]), _sigmoid(a[:, Hd:2 * Hd]),  # f_t, i_t
-            np.tanh(a[:, 2 * Hd:3 * Hd]), _sigmoid(a[:, 3 * Hd:]))  # C~_t, o_t
+    return (sigmoid(a[:, :Hd]), sigmoid(a[:, Hd:2 * Hd]),  # f_t, i_t
+            np.tanh(a[:, 2 * Hd:3 * Hd]), sigmoid(a[:, 3 * Hd:]))  # C~_t, o_t
 
 
 def lstm_step(x_t, h_prev, c_prev, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
