@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "film, read it back with the labeler and score it; write DIR/index.html and DIR/metrics.json "
                     "and print the metrics (progress on stderr). Exit status: 0 done, 2 bad input.")
     p.add_argument("--out", default="pipeline-report", metavar="DIR", help="output folder (default: pipeline-report)")
-    p.add_argument("--n", type=int, default=1200, help="number of synthetic films (default: 1200, at least 60)")
+    p.add_argument("--n", type=int, default=2000, help="number of synthetic films (default: 2000, at least 60)")
     p.add_argument("--seed", type=int, default=0, help="seed for data and training (default: 0)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON (keys classifier_macro_auc, "
                    "report_macro_f1, ...)")

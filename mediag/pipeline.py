@@ -3,7 +3,7 @@
 The steps themselves live in notebook 08 (exported to `mediag.scratch.diagnosis_pipeline`); this
 module only runs them and writes the page:
 
-    result = run(n=1200, seed=0, progress=print)     # the metrics and a few samples
+    result = run(n=2000, seed=0, progress=print)     # the metrics and a few samples
     write_html(result, "pipeline-report")           # pipeline-report/index.html
 """
 
@@ -35,15 +35,21 @@ def check_out_dir(out) -> Path:
 def check_n(n) -> None:
     """ValueError (one line) unless n is a number of films the pipeline can split and train on."""
     if not isinstance(n, int) or n < 60:
-        raise ValueError(f"--n {n}: need at least 60 films so every split holds each finding; try --n 1200")
+        raise ValueError(f"--n {n}: need at least 60 films so every split holds each finding; try --n 2000")
 
 
-def run(n: int = 1200, seed: int = 0, progress=None, **kwargs) -> dict:
+def run(n: int = 2000, seed: int = 0, progress=None, **kwargs) -> dict:
     """Seed everything, then run `run_pipeline` (see notebook 08). Returns its result dict."""
     check_n(n)
     from mediag.repro import setup
 
     setup(seed=seed)
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()                  # transformers' padding hints would bury the progress lines
+    warnings.filterwarnings("ignore", message=".*attention_mask.*")
     from mediag.scratch.diagnosis_pipeline import run_pipeline
 
     return run_pipeline(n=n, seed=seed, progress=progress, **kwargs)

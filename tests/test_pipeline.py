@@ -90,6 +90,10 @@ def test_prefix_inputs_concatenates():
     f, p = np.ones((3, 5)), np.zeros((3, 2))
     x = prefix_inputs(f, p)
     assert x.shape == (3, 7) and x.dtype == np.float32 and x[:, :5].all() and not x[:, 5:].any()
+    rng = np.random.default_rng(4)
+    z = prefix_inputs(rng.normal(3, 5, (9, 4)), rng.random((9, 3)), train_rows=np.arange(6))
+    np.testing.assert_allclose(z[:6].mean(0), 0, atol=1e-6)
+    np.testing.assert_allclose(z[:6].std(0), 1, atol=1e-4)
 
 
 def _record(on, side="left"):

@@ -171,10 +171,15 @@ def build_prefix_lm(lm, feature_dim, n_prefix=4, hidden=128):
     return PrefixLM()
 
 
-def prefix_inputs(features, probs):
+def prefix_inputs(features, probs, train_rows=None):
     # What the prefix MLP reads: the image feature f and the classifier's probabilities (a function of f,
-    # given explicitly so a few hundred reports suffice to learn the map).
-    return np.concatenate([np.asarray(features, np.float32), np.asarray(probs, np.float32)], axis=1)
+    # given explicitly so a few hundred reports suffice to learn the map), each column standardised with
+    # the mean and sd of the training rows (so the 10 probabilities are not drowned by f's larger units).
+    x = np.concatenate([np.asarray(features, np.float64), np.asarray(probs, np.float64)], axis=1)
+    if train_rows is not None:
+        ref = x[train_rows]
+        x = (x - ref.mean(axis=0)) / (ref.std(axis=0) + 1e-6)
+    return x.astype(np.float32)
 
 
 def encode_reports(tokenizer, texts, max_len=160):
@@ -275,7 +280,7 @@ def check_prefix_loss(rng):
     check("prefix LM mean loss vs lm_loss / report tokens", total / mask.sum(), loss.item(), rtol=1e-5)
 
 
-def run_pipeline(n=1200, size=64, seed=0, cnn_epochs=5, cnn_filters=(16, 32, 32), lm_steps=400, prefix_steps=1000,
+def run_pipeline(n=2000, size=64, seed=0, cnn_epochs=4, cnn_filters=(16, 32, 32), lm_steps=500, prefix_steps=900,
                  n_samples=4, progress=None):
     # The five steps end to end on synthetic films (what `mediag pipeline` runs). Returns the metrics
     # (keys classifier_macro_auc, report_macro_f1, ...) and samples for a report page.
@@ -311,7 +316,7 @@ def run_pipeline(n=1200, size=64, seed=0, cnn_epochs=5, cnn_filters=(16, 32, 32)
     p_val, p_test = cnn.predict(X[val], verbose=0), cnn.predict(X[test], verbose=0)
     auc = {f: float(roc_auc_score(Y[test][:, k], p_test[:, k])) if 0 < Y[test][:, k].sum() < len(test) else float("nan")
            for k, f in enumerate(FINDINGS)}
-    features = prefix_inputs(feature_model(cnn).predict(X, verbose=0), cnn.predict(X, verbose=0))
+    features = prefix_inputs(feature_model(cnn).predict(X, verbose=0), cnn.predict(X, verbose=0), train)
     say(f"step 3: training the report GPT-2 ({lm_steps} steps)")
     texts = [chest.reports[i] for i in train]
     tokenizer = train_report_tokenizer(texts, vocab_size=512)
