@@ -21,6 +21,7 @@ exposure: split by patient, never by image, or the same chest leaks into the tes
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -306,7 +307,8 @@ def generate(n: int, size: int = 64, seed: int = 0, cache: bool = True) -> Chest
     ds = ChestSet(images, records, reports, labels, pids, masks, seed)
     if cache:
         CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        # a per-process temporary name: two processes filling the same cache must not share it
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez_compressed(tmp, images=images, labels=labels, patient_ids=pids,
                             records=np.array(json.dumps(records)), reports=np.array(json.dumps(reports)),
                             **{f"mask_{k}": v for k, v in masks.items()})
