@@ -21,29 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from common import ROOT, machine_info, markers, parser, publish
 
+from mediag.data.medmnist import write_synthetic
+
 START, END = markers("classify")
-SPLITS = {"train": 4708, "val": 524, "test": 624}
-
-
-def synthetic_npz(path: Path, seed: int = 0) -> None:
-    import cv2
-
-    from mediag.data.chest import labels_of, render, sample_findings
-
-    arrays = {}
-    for k, (split, n) in enumerate(SPLITS.items()):
-        images, labels = np.empty((n, 28, 28), np.uint8), np.empty((n, 1), np.int64)
-        for i in range(n):
-            rng = np.random.default_rng([seed, k, i])
-            f = sample_findings(rng)
-            img, _ = render(f, rng, size=56)
-            images[i] = np.round(cv2.resize(img, (28, 28), interpolation=cv2.INTER_AREA) * 255)
-            labels[i, 0] = int(labels_of(f).any())             # abnormal: any finding
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
-    np.savez(path, **arrays)
 
 
 def run_classify(npz: Path, epochs: int) -> tuple[dict, float]:
@@ -104,7 +86,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "synthetic_abnormal28.npz"
         t0 = time.perf_counter()
-        synthetic_npz(npz)
+        write_synthetic(npz)
         gen_seconds = time.perf_counter() - t0
         metrics, seconds = run_classify(npz, args.epochs)
         rows.append(("synthetic films, normal vs abnormal", metrics, seconds))

@@ -56,7 +56,8 @@ def cmd_verify(args) -> int:
 def cmd_run(args) -> int:
     from mediag.runner import run_course
 
-    return run_course(args.notebooks, out=args.out, in_place=args.in_place, timeout=args.timeout)
+    return run_course(args.notebooks, out=args.out, in_place=args.in_place, timeout=args.timeout,
+                      params=args.param)
 
 
 def cmd_deid(args) -> int:
@@ -160,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-place", action="store_true",
                    help="store the outputs in the notebooks themselves (how maintainers refresh them)")
     p.add_argument("--timeout", type=int, default=600, help="seconds allowed for one cell (default: 600)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="run with another value of a name the notebook's parameters cell assigns, e.g. "
+                        "-p DATASET=pneumoniamnist (repeatable; never with --in-place)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

@@ -5,10 +5,15 @@ For each notebook: a fresh kernel runs it top to bottom; the executed copy goes 
 (through the file named by MEDIAG_VERIFY_LOG). The notebooks in notebooks/ are only read, unless
 `--in-place` is given (how a maintainer stores fresh outputs: `make notebooks`).
 Exit status 1 if any notebook raised or any check failed.
+
+`--param NAME=VALUE` (papermill's convention) runs a notebook with other parameters: a cell tagged
+`injected-parameters` that assigns them goes right after the cell tagged `parameters`; only names that
+cell assigns are accepted, and the stored notebooks are never run this way in place.
 """
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import os
@@ -36,12 +41,55 @@ def title_of(nb) -> str:
     return first.source.strip().splitlines()[0].lstrip("# ").strip() if first else ""
 
 
-def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int) -> dict:
+def parse_params(items: list[str]) -> dict:
+    """["DATASET=pneumoniamnist", "EPOCHS=3"] -> {"DATASET": "pneumoniamnist", "EPOCHS": 3}.
+
+    A value that is a Python literal (number, quoted string, tuple, True, None) is taken as that
+    literal; anything else as a string, so paths need no quotes. ValueError on a malformed item.
+    """
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--param {item!r} is not NAME=VALUE (e.g. --param DATASET=pneumoniamnist)")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+def inject_params(nb, params: dict, name: str = "notebook") -> None:
+    """Insert a cell assigning `params` after the cell tagged `parameters`; ValueError if they do not fit."""
+    import nbformat
+
+    if not params:
+        return
+    index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if index is None:
+        raise ValueError(f"{name} has no cell tagged 'parameters'; it takes no --param")
+    assigned = set()
+    for node in ast.walk(ast.parse(nb.cells[index].source)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            assigned.add(node.id)
+    unknown = sorted(set(params) - assigned)
+    if unknown:
+        raise ValueError(f"{name} has no parameter {', '.join(unknown)}; its parameters are "
+                         f"{', '.join(sorted(assigned))}")
+    code = "# Injected by `mediag run --param`\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
+    cell = nbformat.v4.new_code_cell(code)
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(index + 1, cell)
+
+
+def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, params: dict | None = None) -> dict:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
+    inject_params(nb, params or {}, path.name)
     log = (out_dir or ROOT / "build") / f".{path.stem}.checks.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
@@ -112,12 +160,25 @@ def write_index(results: list[dict], out_dir: Path) -> Path:
     return index
 
 
-def run_course(notebooks: list[str], out: str = "build", in_place: bool = False, timeout: int = 600) -> int:
+def run_course(notebooks: list[str], out: str = "build", in_place: bool = False, timeout: int = 600,
+               params: list[str] | None = None) -> int:
     paths = [Path(p) for p in notebooks] if notebooks else sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     missing = [p for p in paths if not p.is_file()]
     if missing:
         print(f"mediag run: error: {missing[0]} does not exist (give notebook files, or nothing for all)",
               file=sys.stderr)
+        return 2
+    try:
+        values = parse_params(params or [])
+        if values and in_place:
+            raise ValueError("--param cannot be combined with --in-place: stored notebooks keep their defaults")
+        if values:
+            import nbformat
+
+            for path in paths:
+                inject_params(nbformat.read(path, as_version=4), values, path.name)
+    except ValueError as exc:
+        print(f"mediag run: error: {exc}", file=sys.stderr)
         return 2
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +186,7 @@ def run_course(notebooks: list[str], out: str = "build", in_place: bool = False,
     t0 = time.perf_counter()
     for i, path in enumerate(paths, 1):
         print(f"[{i}/{len(paths)}] {path.name} ... (elapsed {time.perf_counter() - t0:.0f} s)", flush=True)
-        r = execute(path.resolve(), out_dir, in_place, timeout)
+        r = execute(path.resolve(), out_dir, in_place, timeout, values)
         state = f"ERROR {r['error']}" if r["error"] else f"{r['passed']} checks passed, {r['failed']} failed"
         print(f"      {r['seconds']:.0f} s, {state}", flush=True)
         results.append(r)

@@ -8,22 +8,7 @@ import numpy as np
 import pytest
 
 from mediag.cli import main
-
-
-def _films(n, seed):
-    """n synthetic chest films rendered at 32 px, area-resized to 28×28 uint8, and their findings."""
-    import cv2
-
-    from mediag.data.chest import labels_of, render, sample_findings
-
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for _ in range(n):
-        f = sample_findings(rng)
-        img, _ = render(f, rng, size=32)
-        images.append(np.round(cv2.resize(img, (28, 28), interpolation=cv2.INTER_AREA) * 255).astype(np.uint8))
-        labels.append(labels_of(f))
-    return np.stack(images), np.stack(labels)
+from mediag.data.medmnist import synthetic_films
 
 
 def _write(path, images, labels, cuts=(0.6, 0.8)):
@@ -36,7 +21,7 @@ def _write(path, images, labels, cuts=(0.6, 0.8)):
 
 @pytest.fixture(scope="module")
 def films():
-    return _films(300, seed=11)
+    return synthetic_films(300, render_size=32, seed=11)
 
 
 @pytest.fixture(scope="module")

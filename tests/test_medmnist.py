@@ -84,3 +84,16 @@ def test_download_offline_is_one_clear_line(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="download from .* failed") as e:
         load("breastmnist", root=tmp_path, download_if_missing=True)
     assert "\n" not in str(e.value) and not list(tmp_path.glob("*.part"))
+
+
+def test_write_synthetic_is_a_medmnist_file(tmp_path):
+    from mediag.data.medmnist import synthetic_films, write_synthetic
+
+    path = write_synthetic(tmp_path / "abnormal28.npz", sizes=(12, 4, 5), seed=3)
+    d = load(path)
+    assert d.train_images.shape == (12, 28, 28) and d.train_images.dtype == np.uint8
+    assert d.test_labels.shape == (5, 1) and set(np.unique(d.train_labels)) <= {0, 1}
+    images, findings = synthetic_films(5, seed=3, stream=2)            # the test split, regenerated alone
+    np.testing.assert_array_equal(d.test_images, images)
+    np.testing.assert_array_equal(d.test_labels[:, 0], findings.any(1))
+    assert 0 < images.mean() < 255

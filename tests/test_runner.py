@@ -1,6 +1,7 @@
 """`make run`'s runner: counts checks, writes the course map, fails on a raising notebook, never edits notebooks."""
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from mediag.runner import run_course
@@ -36,3 +37,47 @@ def test_run_fails_when_a_notebook_raises(tmp_path, capsys):
 def test_run_rejects_missing_notebook(tmp_path, capsys):
     assert run_course([str(tmp_path / "nope.ipynb")], out=str(tmp_path / "build")) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def write_parametrised(path):
+    cell = new_code_cell("SIZE, NAME = 3, 'default'")
+    cell.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell("# 97 · 参数 Parameters (§9.9)"), cell,
+                             new_code_cell("from mediag.verify import check_true\n"
+                                           "check_true('parameters arrive', (SIZE, NAME) == (5, 'data/x.npz'))")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path.read_bytes()
+
+
+def test_param_overrides_the_parameters_cell(tmp_path, capsys):
+    nb_path = tmp_path / "97_params.ipynb"
+    before = write_parametrised(nb_path)
+    out = tmp_path / "build"
+    assert run_course([str(nb_path)], out=str(out)) == 1, "the defaults must fail the check"
+    assert run_course([str(nb_path)], out=str(out), params=["SIZE=5", "NAME=data/x.npz"]) == 0
+    assert nb_path.read_bytes() == before
+    executed = nbformat.read(out / "97_params.ipynb", as_version=4)
+    assert executed.cells[2].metadata["tags"] == ["injected-parameters"]
+    assert "1 checks passed, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("params, in_place, message", [
+    (["COLOUR=red"], False, "97_params.ipynb has no parameter COLOUR; its parameters are NAME, SIZE"),
+    (["SIZE"], False, "--param 'SIZE' is not NAME=VALUE"),
+    (["SIZE=5"], True, "--param cannot be combined with --in-place"),
+])
+def test_param_errors_are_one_line(tmp_path, capsys, params, in_place, message):
+    nb_path = tmp_path / "97_params.ipynb"
+    before = write_parametrised(nb_path)
+    assert run_course([str(nb_path)], out=str(tmp_path / "build"), in_place=in_place, params=params) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert nb_path.read_bytes() == before
+
+
+def test_param_needs_a_parameters_cell(tmp_path, capsys):
+    nb_path = tmp_path / "99_ok.ipynb"
+    write_notebook(nb_path, "x = 1")
+    assert run_course([str(nb_path)], out=str(tmp_path / "build"), params=["x=2"]) == 2
+    assert "99_ok.ipynb has no cell tagged 'parameters'" in capsys.readouterr().err

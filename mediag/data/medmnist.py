@@ -171,3 +171,38 @@ def load(name_or_path, root=None, download_if_missing: bool = False, check_md5: 
         raise ValueError(f"{_shown(path)}: MD5 does not match the published {INFO[name]['md5']}; "
                          "replace the file with the original from Zenodo (or pass check_md5=False)")
     return load_npz(path, name)
+
+
+def synthetic_films(n: int, size: int = 28, render_size: int = 56, seed: int = 0, stream: int = 0):
+    """n synthetic chest films stored as MedMNIST stores images, and their findings.
+
+    Each film is rendered by `mediag.data.chest.render` at `render_size` px and area-resized to
+    size×size uint8 (as MedMNIST shrank its sources); labels are (n, 4) 0/1 in `FINDINGS` order.
+    Film i depends only on (seed, stream, i), so a split can be regenerated on its own.
+    """
+    import cv2
+
+    from mediag.data.chest import labels_of, render, sample_findings
+
+    images, labels = np.empty((n, size, size), np.uint8), np.empty((n, 4), np.int64)
+    for i in range(n):
+        rng = np.random.default_rng([seed, stream, i])
+        findings = sample_findings(rng)
+        film, _ = render(findings, rng, size=render_size)
+        images[i] = np.round(cv2.resize(film, (size, size), interpolation=cv2.INTER_AREA) * 255)
+        labels[i] = labels_of(findings)
+    return images, labels
+
+
+def write_synthetic(path, sizes=INFO["pneumoniamnist"]["n_samples"], size: int = 28, seed: int = 0) -> Path:
+    """A MedMNIST-format `.npz` of synthetic films, label 1 = abnormal (any finding), 0 = normal.
+
+    PneumoniaMNIST's split sizes by default: a stand-in with its shape and coding (not its difficulty)
+    for running `mediag classify` or a notebook's `DATASET` offline. Returns the path.
+    """
+    arrays = {}
+    for stream, (split, n) in enumerate(zip(("train", "val", "test"), sizes, strict=True)):
+        images, labels = synthetic_films(n, size=size, seed=seed, stream=stream)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.any(1, keepdims=True).astype(np.int64)
+    np.savez(path, **arrays)
+    return Path(path)
