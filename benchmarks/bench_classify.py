@@ -63,7 +63,7 @@ def section(rows: list[tuple[str, dict, float]], epochs: int, gen_seconds: float
         f"Synthetic file: PneumoniaMNIST's split sizes, chest films rendered at 56 px and area-resized to 28×28, "
         f"label = any finding, i.e. normal vs abnormal (generated in {gen_seconds:.0f} s, not included above). "
         f"Target: under 2 minutes for about 5,000 images of 28×28 on 2 cores: {rows[0][2]:.0f} s "
-        f"({'met' if rows[0][2] < 120 else 'not met'} on this shared machine). The synthetic films are far easier "
+        f"({'met' if rows[0][2] < 120 else 'not met'} on this machine). The synthetic films are far easier "
         "than real radiographs: this row measures speed, and its AUC says nothing about real data.",
         "",
         "MedMNIST v2's ResNet-18 (28) row for PneumoniaMNIST is AUC 0.944 / ACC 0.854. "

@@ -7,7 +7,7 @@ The notebook's set-up: 630 training and 70 held-out reports (`report_corpus(700,
 BPE tokenizer of 512 tokens, 64-token blocks, GPT-2 with 2 layers, 4 heads, 64-dimensional embeddings,
 AdamW with a one-cycle schedule, batch 16, 300 steps (`train_lm`). Wall time of the tokenizer training
 and of the training loop are measured separately. Target (was an assertion in notebook 07, now
-recorded here): the 300 training steps in under 300 s on 2 shared CPU cores.
+recorded here): the 300 training steps in under 300 s on 2 CPU cores.
 """
 
 from __future__ import annotations

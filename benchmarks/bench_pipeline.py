@@ -61,14 +61,15 @@ def section(steps, metrics, wall, notebook_rows, info) -> str:
              f"`mediag pipeline --json` at the notebook's settings (2000 synthetic films split by patient, CNN 4 "
              f"epochs, report GPT-2 500 steps, prefix 900 steps, seed 0); {info['cpus']} CPUs ({info['machine']}), "
              f"2 threads, load average {info['load']} after measuring; Python {info['python']}.", "",
-             "| step (from the progress lines) | time (s) |", "|---|---:|"]
+             "| step (from the progress lines on stderr) | seconds until the next line |", "|---|---:|"]
     bounds = [t for _, t in steps] + [wall]
+    lines.append(f"| imports and start-up, before step 0 | {steps[0][1] if steps else 0:.0f} |")
     for (message, t), t_next in zip(steps, bounds[1:]):
         lines.append(f"| {message} | {t_next - t:.0f} |")
-    lines += [f"| imports and start-up, before step 0 | {steps[0][1] if steps else 0:.0f} |",
-              f"| **whole command (wall time)** | **{wall:.0f}** |", ""]
+    lines += [f"| **whole command (wall time)** | **{wall:.0f}** |", ""]
     lines += ["| test-set metric | value |", "|---|---:|"]
-    lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+    lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()
+              if k != "seconds"]
     lines.append("")
     if notebook_rows:
         lines += ["The notebooks as `make run` runs them (a fresh kernel each, imports included):", "",

@@ -112,12 +112,13 @@ def im2col(xp, kh, kw, stride=(1, 1)):
     return win[:, ::sh, ::sw].transpose(0, 1, 2, 4, 5, 3)  # -> (N, Ho, Wo, kh, kw, C)
 
 
-def conv2d(x, w, b=None, stride=1, padding="valid"):
+def conv2d(x, w, b=None, stride=1, padding="valid", chunk_rows=8192):
     """A convolution layer (cross-correlation), vectorised: im2col + one matrix product.
 
     x: (N, H, W, C_in) NHWC; w: (kh, kw, C_in, C_out) HWIO; b: (C_out,) or None;
     stride: int or (sh, sw); padding: "valid", "same" (TensorFlow's rule) or an int p (p zeros
     on every side). Returns (N, Ho, Wo, C_out); equals tf.nn.conv2d(x, w, stride, padding) + b.
+    chunk_rows: about how many patch rows to build at once (the result does not depend on it).
     """
     x, w, b = _check_conv_inputs(x, w, b)
     stride = _pair(stride, "stride")
@@ -127,10 +128,18 @@ def conv2d(x, w, b=None, stride=1, padding="valid"):
         raise ValueError(f"conv2d: kernel {kh}×{kw} is larger than the padded image {x.shape[1:3]}; "
                          "use padding='same' or a smaller kernel")
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    cols = im2col(xp, kh, kw, stride)  # (N, Ho, Wo, kh, kw, C_in)
+    cols = im2col(xp, kh, kw, stride)  # (N, Ho, Wo, kh, kw, C_in), a view
     N, Ho, Wo = cols.shape[:3]
-    y = cols.reshape(N * Ho * Wo, kh * kw * c_in) @ w.reshape(kh * kw * c_in, c_out)  # (N*Ho*Wo, C_out)
-    y = y.reshape(N, Ho, Wo, c_out)
+    w2 = w.reshape(kh * kw * c_in, c_out)
+    y = np.empty((N, Ho, Wo, c_out), dtype=np.result_type(x, w))
+    # The patch matrix of a whole batch can be far larger than the input (9× for 3×3 kernels): build it a few
+    # images at a time, in one reused buffer, so that it stays in the CPU cache between the copy and the product.
+    step = min(N, max(1, chunk_rows // max(1, Ho * Wo)))
+    rows = np.empty((step, Ho, Wo, kh, kw, c_in), dtype=cols.dtype)
+    for s in range(0, N, step):
+        n = min(step, N - s)
+        np.copyto(rows[:n], cols[s:s + n])  # im2col proper: the patches copied as matrix rows
+        np.matmul(rows[:n].reshape(n * Ho * Wo, kh * kw * c_in), w2, out=y[s:s + n].reshape(n * Ho * Wo, c_out))
     return y if b is None else y + b
 
 
