@@ -6,6 +6,7 @@ import pytest
 
 from mediag.scratch.preprocessing import (
     augment,
+    clahe,
     equalize_hist,
     invert_affine,
     minmax_normalize,
@@ -117,3 +118,24 @@ def test_validate_image():
     assert validate_image(np.zeros((9, 12, 1))).shape == (9, 12)
     with pytest.raises(ValueError, match="one grey image"):
         validate_image(np.zeros(20))
+
+
+@pytest.mark.parametrize("shape, grid, clip_limit", [
+    ((64, 64), (8, 8), 2.0),        # tiles fit exactly
+    ((61, 90), (8, 8), 2.0),        # extended by reflection on both axes
+    ((64, 50), (8, 5), 0.0),        # rows fit, columns do not; no clipping
+    ((17, 23), (3, 7), 40.0),
+    ((200, 31), (1, 1), 1.0),       # one tile: no blending
+])
+def test_clahe_equals_opencv(shape, grid, clip_limit):
+    rng = np.random.default_rng(sum(shape))
+    image = np.clip(rng.normal(120, 40, shape), 0, 255).astype(np.uint8)
+    ref = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=grid).apply(image)
+    np.testing.assert_array_equal(clahe(image, clip_limit, grid), ref)
+
+
+def test_clahe_rejects_bad_input():
+    with pytest.raises(ValueError, match="needs a 2-D uint8 image"):
+        clahe(np.zeros((8, 8)))
+    with pytest.raises(ValueError, match="tile_grid must hold two positive integers"):
+        clahe(np.zeros((8, 8), np.uint8), tile_grid=(0, 2))

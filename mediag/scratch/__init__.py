@@ -2,7 +2,7 @@
 
 from .start_here import softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad
 from .medical_images_dicom import window_loops
-from .preprocessing import nl_means, psnr, gaussian_window, ssim, minmax_normalize, zscore, rotation_matrix, invert_affine, warp_affine, equalize_hist, augment, validate_image, preprocess
+from .preprocessing import nl_means, psnr, gaussian_window, ssim, minmax_normalize, zscore, rotation_matrix, invert_affine, warp_affine, equalize_hist, clahe_tables, clahe, augment, validate_image, preprocess
 from .convolution_cnn import conv2d_seed, same_padding, conv_padding, conv_output_size, conv2d_loop, im2col, conv2d, conv2d_torch, conv2d_tf, conv2d_backward, conv2d_grads_torch, conv2d_grads_tf, max_pool2d, max_pool2d_backward, build_cnn_keras, cnn_params_from_keras, cnn_forward, cnn_feature_hw, cnn_torch_from_params
 from .rnn import rnn_step, rnn_forward, torch_rnn_from_numpy, keras_rnn_from_numpy, rnn_backward, rnn_jacobian_norms
 from .lstm import sigmoid, lstm_step, lstm_forward, lstm_framework_weights, torch_lstm_from_numpy, keras_lstm_from_numpy, lstm_backward, lstm_jacobian_norms
@@ -28,6 +28,8 @@ __all__ = [
     "invert_affine",
     "warp_affine",
     "equalize_hist",
+    "clahe_tables",
+    "clahe",
     "augment",
     "validate_image",
     "preprocess",

@@ -158,6 +158,89 @@ def equalize_hist(image):
     return np.clip(np.rint(lut), 0, 255).astype(np.uint8)[u]
 
 
+def clahe_tables(image, clip_limit=40.0, tile_grid=(8, 8)):
+    """Steps 1-3 of CLAHE: the clipped, equalising lookup table of every tile.
+
+    Returns (lut, (h, w)): lut [tiles down, tiles across, 256] float32 and the tile size in pixels.
+    tile_grid is (tiles across, tiles down), OpenCV's order; clip_limit 0 switches clipping off.
+    """
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim != 2:
+        raise ValueError(f"clahe: needs a 2-D uint8 image (as OpenCV's CLAHE), got {img.dtype} {img.shape}; "
+                         "window to 8 bits first")
+    tiles_x, tiles_y = (int(t) for t in tile_grid)
+    if tiles_x < 1 or tiles_y < 1:
+        raise ValueError(f"clahe: tile_grid must hold two positive integers, got {tile_grid}")
+    H, W = img.shape
+    src = img
+    if H % tiles_y or W % tiles_x:  # OpenCV then extends both axes, by a whole tile where one already fits
+        src = np.pad(img, ((0, tiles_y - H % tiles_y), (0, tiles_x - W % tiles_x)), mode="reflect")
+    th, tw = src.shape[0] // tiles_y, src.shape[1] // tiles_x
+    n = th * tw
+
+    # 1-2: one histogram per tile, clipped, the excess handed back evenly
+    tiles = src[:tiles_y * th, :tiles_x * tw].reshape(tiles_y, th, tiles_x, tw).transpose(0, 2, 1, 3)
+    tile_id = np.arange(tiles_y * tiles_x).reshape(tiles_y, tiles_x, 1, 1)
+    hist = np.bincount((tile_id * 256 + tiles).ravel(), minlength=tiles_y * tiles_x * 256).reshape(-1, 256)
+    if clip_limit > 0:
+        limit = max(int(clip_limit * n / 256), 1)
+        excess = np.maximum(hist - limit, 0).sum(axis=1)
+        hist = np.minimum(hist, limit) + (excess // 256)[:, None]
+        for t, r in enumerate(excess % 256):
+            if r:
+                hist[t, ::max(256 // r, 1)][:r] += 1
+
+    # 3: the lookup table of each tile, in float32 as OpenCV
+    scale = np.float32(255) / np.float32(n)
+    lut = np.clip(np.rint(np.cumsum(hist, axis=1).astype(np.float32) * scale), 0, 255)
+    return lut.reshape(tiles_y, tiles_x, 256), (th, tw)
+
+
+def clahe(image, clip_limit=40.0, tile_grid=(8, 8)):
+    """Contrast-limited adaptive histogram equalisation of a uint8 image, equal to
+    cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=tile_grid).apply(image).
+
+    tile_grid is (tiles across, tiles down), OpenCV's order; clip_limit 0 switches clipping off.
+    """
+    lut, (th, tw) = clahe_tables(image, clip_limit, tile_grid)
+    tiles_y, tiles_x = lut.shape[:2]
+    img = np.asarray(image)
+    H, W = img.shape
+
+    # 4: bilinear blend of the four surrounding tiles' tables, weights from the pixel's place between tile centres
+    def neighbours(length, tile, count):
+        t = np.arange(length, dtype=np.float32) * (np.float32(1) / np.float32(tile)) - np.float32(0.5)
+        first = np.floor(t).astype(int)
+        a = (t - first).astype(np.float32)
+        return np.maximum(first, 0), np.minimum(first + 1, count - 1), a, np.float32(1) - a
+
+    y1, y2, b, b1 = neighbours(H, th, tiles_y)
+    x1, x2, a, a1 = neighbours(W, tw, tiles_x)
+    level = img.astype(np.intp)
+
+    def table(ty, tx):
+        return lut[ty[:, None], tx[None, :], level]
+
+    out = ((table(y1, x1) * a1 + table(y1, x2) * a) * b1[:, None]
+           + (table(y2, x1) * a1 + table(y2, x2) * a) * b[:, None])
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@register_check("preprocessing: CLAHE vs cv2.createCLAHE (sizes, grids, clip limits)")
+def check_clahe(rng):
+    import cv2
+
+    ours, theirs, cases = [], [], []
+    for clip_limit in (0.0, 1.0, 2.0, 40.0):
+        H, W = (int(v) for v in rng.integers(16, 160, 2))
+        grid = tuple(int(v) for v in rng.integers(1, 10, 2))
+        image = np.clip(rng.normal(rng.uniform(60, 190), rng.uniform(5, 60), (H, W)), 0, 255).astype(np.uint8)
+        ours.append(clahe(image, clip_limit, grid).ravel())
+        theirs.append(cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=grid).apply(image).ravel())
+        cases.append(f"{H}×{W}/{grid[0]}×{grid[1]}/{clip_limit:g}")
+    check(f"clahe = cv2 CLAHE ({', '.join(cases)})", np.concatenate(ours), np.concatenate(theirs))
+
+
 def augment(image, rng, masks=None, max_rotate=7.0, max_shift=0.04, scale=(0.95, 1.05),
             contrast=(0.9, 1.1), brightness=0.05, noise=0.01):
     """One random, label-preserving augmentation of a 2-D image in [0, 1] (training only).
