@@ -77,13 +77,20 @@ def test_finding_targets_are_consistent():
     rng = np.random.default_rng(9)
     records = [sample_findings(rng) for _ in range(57)]
     y = finding_targets(records)
-    assert y.shape == (57, len(TARGETS)) == (57, 10) and y.dtype == np.float32
+    assert y.shape == (57, len(TARGETS)) == (57, 16) and y.dtype == np.float32
     np.testing.assert_array_equal(y[:, :4], np.stack([labels_of(r) for r in records]))
     for k, name in enumerate(("nodule", "effusion", "pneumothorax")):
         present = y[:, 4 + 2 * k] + y[:, 5 + 2 * k]                 # right + left: exactly when present
         np.testing.assert_array_equal(present, y[:, FINDINGS.index(name)])
         right = [r[name] is not None and r[name]["side"] == "right" for r in records]
         np.testing.assert_array_equal(y[:, 4 + 2 * k], right)
+    np.testing.assert_array_equal(y[:, 10:13].sum(1), y[:, 0])           # one zone exactly when a nodule
+    np.testing.assert_array_equal(y[:, 13:16].sum(1), y[:, 1])           # one size exactly when an effusion
+    for i, r in enumerate(records):
+        if r["nodule"] is not None:
+            assert TARGETS[10 + int(np.argmax(y[i, 10:13]))] == f"nodule_{r['nodule']['zone']}"
+        if r["effusion"] is not None:
+            assert TARGETS[13 + int(np.argmax(y[i, 13:16]))] == f"effusion_{r['effusion']['size']}"
 
 
 def test_prefix_inputs_concatenates():
@@ -147,6 +154,25 @@ def test_template_round_trips_through_the_labeler():
         assert [bool(read[f]) for f in FINDINGS] == [bool(v) for v in present]
     with pytest.raises(ValueError, match="one yes/no per finding"):
         template_report([1, 0])
+
+
+def test_template_names_side_zone_and_size_from_the_probabilities():
+    from mediag.data.chest import sample_findings
+
+    rng = np.random.default_rng(21)
+    for _ in range(40):
+        record = sample_findings(rng)
+        probs = finding_targets([record])[0] * 0.8 + 0.1             # confident and right about everything
+        read = label_report(template_report(probs[:4] > 0.5, probs))
+        for name in ("nodule", "effusion", "pneumothorax"):
+            if record[name] is None:
+                assert read[name] is None
+                continue
+            for attribute, value in record[name].items():
+                if attribute != "diameter_mm":                      # the classifier does not measure it
+                    assert read[name][attribute] == value, (name, attribute)
+    with pytest.raises(ValueError, match="one value per target"):
+        template_report([1, 0, 0, 0], np.zeros(4))
 
 
 def test_source_prompt_is_literal():
