@@ -50,3 +50,14 @@ def test_verify_runs_registered_checks():
     assert out["failed"] == 0 and out["passed"] >= 1
     names = " ".join(r["check"] for r in out["rows"])
     assert "softmax" in names
+
+
+def test_run_param_errors_are_one_line(capsys):
+    # No kernel starts: the parameters are validated against the notebook before anything runs.
+    from mediag.export import NOTEBOOKS
+
+    code = main(["run", str(NOTEBOOKS / "08_diagnosis_pipeline.ipynb"), "-p", "DATASETS=pneumoniamnist"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("mediag run: error: 08_diagnosis_pipeline.ipynb has no parameter DATASETS;")
+    assert "DATASET" in err[0]
