@@ -13,11 +13,12 @@ export MPLBACKEND            := module://matplotlib_inline.backend_inline
 
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help install run test test-unit test-notebooks notebooks export lab lint lock bench clean
+.PHONY: help install run test test-unit test-notebooks test-other-cpu notebooks export lab lint lock bench clean
 
 help:
 	@echo "make run        execute every notebook into build/ and write build/index.html"
 	@echo "make test       unit tests + every notebook against its stored outputs (nbval)"
+	@echo "make test-other-cpu  nbval as on a CPU without AVX-512, data regenerated (before storing outputs)"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make lint       ruff on the package, the tests and the notebooks"
 	@echo "make export     write the notebooks' #@save cells into mediag/scratch/"
@@ -46,6 +47,16 @@ test-unit: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider $(or $(NB),notebooks) $(NBVAL)
+
+# Stored outputs are made on one CPU and must reproduce on others. On an AVX-512 machine, switch NumPy's,
+# OpenBLAS's and PyTorch's kernels to AVX2 ones and regenerate the synthetic data in a temporary cache.
+test-other-cpu: $(STAMP)
+	@if grep -q avx512f /proc/cpuinfo 2>/dev/null; then \
+	  cache=$$(mktemp -d) && \
+	  MEDIAG_DATA_CACHE=$$cache NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" OPENBLAS_CORETYPE=Haswell \
+	  ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -p no:cacheprovider $(or $(NB),notebooks) $(NBVAL); \
+	  status=$$?; rm -rf $$cache; exit $$status; \
+	else echo "make test-other-cpu: this CPU has no AVX-512, so make test-notebooks already takes the AVX2 paths"; fi
 
 notebooks: $(STAMP)
 	$(BIN)/mediag run --in-place $(NB)

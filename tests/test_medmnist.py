@@ -97,3 +97,15 @@ def test_write_synthetic_is_a_medmnist_file(tmp_path):
     np.testing.assert_array_equal(d.test_images, images)
     np.testing.assert_array_equal(d.test_labels[:, 0], findings.any(1))
     assert 0 < images.mean() < 255
+
+
+def test_data_cache_can_be_moved(tmp_path):
+    # make test-other-cpu regenerates the synthetic data in a temporary folder; MedMNIST stays in data/.
+    import os
+    import subprocess
+    import sys
+
+    code = "from mediag.data import CACHE; from mediag.data.medmnist import ROOT; print(CACHE); print(ROOT.name)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MEDIAG_DATA_CACHE": str(tmp_path)}).stdout.split()
+    assert out == [str(tmp_path), "medmnist"]

@@ -11,7 +11,11 @@ Generated data is cached under `data/cache/` (not committed); see data/README.md
 - `mediag.data.dce`: DCE-MRI time-intensity curves.
 """
 
+import os
 from pathlib import Path
 
-#: where generated data is cached (a folder of the repository, ignored by git)
-CACHE = Path(__file__).resolve().parents[2] / "data" / "cache"
+#: the repository's data/ folder (this file, a caching README and the ignored cache/ and medmnist/)
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+#: where generated data is cached: data/cache/ (ignored by git), or the folder named by MEDIAG_DATA_CACHE
+#: (how `make test-other-cpu` regenerates everything without touching the usual cache)
+CACHE = Path(os.environ.get("MEDIAG_DATA_CACHE") or DATA_DIR / "cache")

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mediag.data import CACHE
+from mediag.data import DATA_DIR
 
 #: default folder for MedMNIST files (override with the MEDMNIST_ROOT environment variable)
-ROOT = CACHE.parent / "medmnist"
+ROOT = DATA_DIR / "medmnist"
 KEYS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("images", "labels"))
 _ZENODO = "https://zenodo.org/record/6496656/files/{name}.npz?download=1"
 
@@ -72,7 +72,7 @@ class MedMNIST:
 def _shown(path: Path) -> str:
     """A path relative to the repository when inside it (no machine paths in messages or outputs)."""
     try:
-        return str(Path(path).resolve().relative_to(CACHE.parents[1])) or "."
+        return str(Path(path).resolve().relative_to(DATA_DIR.parent)) or "."
     except ValueError:
         return str(path)
 
