@@ -25,7 +25,7 @@ from pathlib import Path
 from common import ROOT, machine_info, markers, parser, publish
 
 START, END = markers("pipeline")
-NOTEBOOKS = ("08_diagnosis_pipeline.ipynb", "09_evaluation_explainability.ipynb")
+TIMED_NOTEBOOKS = ("08_diagnosis_pipeline.ipynb", "09_evaluation_explainability.ipynb")
 
 
 def run_pipeline_command() -> tuple[list[tuple[str, float]], dict, float]:
@@ -45,12 +45,12 @@ def run_notebooks() -> list[tuple[str, str, str]]:
     """(notebook, seconds, checks) from `mediag run`'s summary table."""
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run([sys.executable, "-m", "mediag.cli", "run", "--out", tmp,
-                               *[str(ROOT / "notebooks" / nb) for nb in NOTEBOOKS]],
+                               *[str(ROOT / "notebooks" / nb) for nb in TIMED_NOTEBOOKS]],
                               capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"bench_pipeline: mediag run failed:\n{done.stdout[-2000:]}")
     rows = []
-    for nb in NOTEBOOKS:
+    for nb in TIMED_NOTEBOOKS:
         m = re.search(rf"^{re.escape(nb)}\s+(\d+)s\s+(\d+)\s+(\d+)\s+(\w+)$", done.stdout, re.M)
         rows.append((nb, m.group(1), f"{m.group(2)} passed, {m.group(3)} failed ({m.group(4)})"))
     return rows

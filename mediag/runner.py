@@ -172,7 +172,7 @@ def run_course(notebooks: list[str], out: str = "build", in_place: bool = False,
         values = parse_params(params or [])
         if values and in_place:
             raise ValueError("--param cannot be combined with --in-place: stored notebooks keep their defaults")
-        if values:
+        if values:  # every notebook is checked before the first kernel starts; execute() then injects
             import nbformat
 
             for path in paths:
