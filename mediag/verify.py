@@ -160,6 +160,52 @@ def check_true(name: str, condition: bool, detail: str = "") -> None:
         raise AssertionError(f"{name}: {detail or 'claim is false'}")
 
 
+# -- claims: a measured number in a sentence -------------------------------------------------------
+
+
+class Claim(str):
+    """A sentence with its measured numbers filled in; shows as Markdown in a notebook."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _bound_stated(template: str, bound: float) -> bool:
+    forms = {f"{bound:g}", f"{bound:.2f}", f"{bound:.3f}", f"{bound * 100:g} %", f"{bound * 100:g}%",
+             f"{bound * 100:g} per cent"}
+    return any(form in template for form in forms)
+
+
+def claim(sentence: str, /, *, at_least: dict | None = None, at_most: dict | None = None, **values) -> Claim:
+    """Fill measured `values` into `sentence`, assert the bounds the sentence states, record a row.
+
+        claim("Test AUC {auc:.3f}, above ResNet-18's 0.944.", auc=auc, at_least={"auc": 0.944})
+
+    `sentence` is a `str.format` template over `values`. `at_least` / `at_most` map a value's name
+    to the bound the sentence states: the bound must be written in the sentence itself (as `0.944`,
+    or `90 %` for 0.9), so that prose and assertion cannot disagree. A value with no bound is still
+    printed by code (never typed into markdown), which is what keeps prose from drifting. Returns the
+    filled sentence, which a notebook shows as Markdown; the row's name is the template, so the
+    verification table stays the same across CPUs while the measured values sit in its detail column.
+    """
+    at_least, at_most = dict(at_least or {}), dict(at_most or {})
+    unknown = [k for k in {*at_least, *at_most} if k not in values]
+    if unknown:
+        raise ValueError(f"claim: bounds for {sorted(unknown)} but no such value in {sorted(values)}")
+    for bound in (*at_least.values(), *at_most.values()):
+        if not _bound_stated(sentence, float(bound)):
+            raise ValueError(f"claim: the bound {bound:g} is not written in the sentence {sentence!r}")
+    text = Claim(sentence.format(**values))
+    failed = [f"{k} = {values[k]:.4g} < {b:g}" for k, b in at_least.items() if not values[k] >= b]
+    failed += [f"{k} = {values[k]:.4g} > {b:g}" for k, b in at_most.items() if not values[k] <= b]
+    bounds = [f"{k} ≥ {b:g}" for k, b in at_least.items()] + [f"{k} ≤ {b:g}" for k, b in at_most.items()]
+    detail = ", ".join(bounds) or "printed by code"
+    REPORT.add(Row(f"claim: {sentence}", "-", 0.0, 0.0, detail, not failed))
+    if failed:
+        raise AssertionError(f"claim false: {text} ({'; '.join(failed)})")
+    return text
+
+
 # -- numerical gradients ----------------------------------------------------------------------------
 
 
@@ -214,11 +260,32 @@ def gradcheck(name: str, f, analytic, arrays, upstream=None, h: float = 1e-6, rt
 REGISTRY: dict[str, Callable[[np.random.Generator], None]] = {}
 
 
-def register_check(title: str):
-    """Register a function `fn(rng)` that calls `check` on fresh random inputs, for `mediag verify`."""
+#: what a registered check compares against (issue 15): every check names one or more of these
+REFERENCES = ("loops", "finite differences", "torch", "tf/keras", "transformers", "cv2", "pydicom",
+              "sklearn", "scipy", "skimage", "formula")
+DIRECTIONS = ("forward", "backward")
+
+#: title -> {"formula": ..., "direction": ..., "reference": (...)}; filled by register_check
+METADATA: dict[str, dict] = {}
+
+
+def register_check(title: str, *, formula: str | None = None, direction: str | None = None,
+                   reference: tuple[str, ...] | str | None = None):
+    """Register a function `fn(rng)` that calls `check` on fresh random inputs, for `mediag verify`.
+
+    `formula` names the equation (e.g. "§3.1.2 RNN"), `direction` is "forward" or "backward", and
+    `reference` what the from-scratch code is compared with (names from REFERENCES).
+    """
+    if direction is not None and direction not in DIRECTIONS:
+        raise ValueError(f"register_check({title!r}): direction must be one of {DIRECTIONS}, got {direction!r}")
+    refs = (reference,) if isinstance(reference, str) else tuple(reference or ())
+    bad = [r for r in refs if r not in REFERENCES]
+    if bad:
+        raise ValueError(f"register_check({title!r}): unknown reference {bad}; use names from {REFERENCES}")
 
     def decorate(fn):
         REGISTRY[title] = fn
+        METADATA[title] = {"formula": formula, "direction": direction, "reference": refs}
         return fn
 
     return decorate
