@@ -10,6 +10,11 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED        := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export MPLBACKEND            := module://matplotlib_inline.backend_inline
+# Progress bars stay out of stored outputs and nbval: with ipywidgets installed, tqdm.auto (and the
+# transformers/huggingface_hub bars built on it) would otherwise emit widget outputs. `make lab` unsets them.
+export TQDM_DISABLE                 := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export MEDIAG_QUIET_PROGRESS        := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
@@ -66,7 +71,7 @@ export: $(STAMP)
 	$(BIN)/python -m mediag.export
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	env -u TQDM_DISABLE -u HF_HUB_DISABLE_PROGRESS_BARS -u MEDIAG_QUIET_PROGRESS $(BIN)/jupyter lab notebooks/
 
 lint: $(STAMP)
 	$(BIN)/ruff check mediag tests notebooks benchmarks
