@@ -44,17 +44,65 @@ def test_named_file_with_checksum(tmp_path, monkeypatch):
 
 
 def test_wrong_checksum(tmp_path):
-    _fake(tmp_path / "pneumoniamnist.npz")
+    _fake(tmp_path / "breastmnist.npz")
     with pytest.raises(ValueError, match="MD5 does not match"):
-        load("pneumoniamnist", root=tmp_path)
-    assert load("pneumoniamnist", root=tmp_path, check_md5=False).train_images.shape[0] == 7
+        load("breastmnist", root=tmp_path)
+    assert load("breastmnist", root=tmp_path, check_md5=False).train_images.shape[0] == 7
 
 
 def test_missing_file_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
+        load("breastmnist", root=tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and "breastmnist.npz" in msg and "zenodo" in msg and "put it there" in msg
+
+
+SHIPPED = medmnist.ROOT / "pneumoniamnist.npz"
+
+
+def test_shipped_file_loads_offline_by_default():
+    assert SHIPPED.is_file(), "data/medmnist/pneumoniamnist.npz ships with the repository"
+    assert medmnist.sha256(SHIPPED) == medmnist.INFO["pneumoniamnist"]["sha256"]
+    d = load("pneumoniamnist", root=medmnist.ROOT)
+    sizes = tuple(len(d.split(s)[1]) for s in ("train", "val", "test"))
+    assert sizes == medmnist.INFO["pneumoniamnist"]["shipped_n_samples"] == (3882, 524, 624)
+    assert d.train_images.shape[1:] == (28, 28) and d.label_names == {0: "normal", 1: "pneumonia"}
+    normal = [int((d.split(s)[1] == 0).sum()) for s in ("train", "val", "test")]
+    assert normal == [388, 135, 234]                                     # the trimmed train split
+
+
+def test_shipped_copy_missing_is_one_line_with_checksum(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
         load("pneumoniamnist", root=tmp_path)
     msg = str(e.value)
-    assert "\n" not in msg and "pneumoniamnist.npz" in msg and "zenodo" in msg and "put it there" in msg
+    assert "\n" not in msg and "pneumoniamnist.npz" in msg and medmnist.INFO["pneumoniamnist"]["sha256"] in msg
+
+
+def test_shipped_copy_altered_is_refused_before_reading(tmp_path):
+    import shutil
+
+    copy = tmp_path / "pneumoniamnist.npz"
+    shutil.copyfile(SHIPPED, copy)
+    assert load("pneumoniamnist", root=tmp_path).test_images.shape == (624, 28, 28)     # an intact copy loads
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF                                                           # one byte flipped
+    copy.write_bytes(bytes(raw))
+    with pytest.raises(ValueError) as e:
+        load("pneumoniamnist", root=tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and "pneumoniamnist.npz" in msg and medmnist.INFO["pneumoniamnist"]["sha256"] in msg
+    _fake(copy)                                                                          # a different, valid npz
+    with pytest.raises(ValueError, match="sha256"):
+        load("pneumoniamnist", root=tmp_path)
+
+
+def test_cli_prints_the_checksum_error_on_one_line(tmp_path, monkeypatch, capsys):
+    from mediag.cli import main
+
+    monkeypatch.setenv("MEDMNIST_ROOT", str(tmp_path))
+    assert main(["classify", "--npz", "pneumoniamnist"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "pneumoniamnist.npz" in err[0] and medmnist.INFO["pneumoniamnist"]["sha256"] in err[0]
 
 
 def test_bad_files(tmp_path):

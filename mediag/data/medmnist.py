@@ -1,15 +1,19 @@
-"""MedMNIST v2 loader: a local `.npz` first; a checksummed download only where a network exists.
+"""MedMNIST v2 loader: the shipped file offline by default; a checksummed download only on request.
 
     from mediag.data.medmnist import load
-    d = load("pneumoniamnist")          # reads data/medmnist/pneumoniamnist.npz
-    d.train_images.shape                # (4708, 28, 28) uint8
-    d.train_labels.shape                # (4708, 1)
+    d = load("pneumoniamnist")          # the shipped data/medmnist/pneumoniamnist.npz, sha256 checked first
+    d.train_images.shape                # (3882, 28, 28) uint8 (train trimmed: 388 of 1,214 normal films)
+    d.train_labels.shape                # (3882, 1)
     load("path/to/file.npz")            # any file with the MedMNIST keys
 
 A MedMNIST file holds `train_images`, `train_labels`, `val_images`, `val_labels`, `test_images`,
-`test_labels`; images are N×28×28 (grey) or N×28×28×3 (colour) uint8, labels N×L integers.
-Offline, a missing file raises FileNotFoundError saying which file to put where. Mind the label
-coding: in BreastMNIST 0 = malignant and 1 = normal or benign.
+`test_labels`; images are N×H×W (grey) or N×H×W×3 (colour) uint8, labels N×L integers.
+The repository ships one real file, PneumoniaMNIST (see data/README.md for its provenance, licence and
+how its train split differs from the official one); `load("pneumoniamnist")` verifies its sha256
+before reading it. A missing or altered file raises one line naming the file and the expected
+checksum, never a silent fallback. Other names are read from data/medmnist/ (or MEDMNIST_ROOT) and
+checked against MedMNIST's published MD5; `download_if_missing=True` fetches them from Zenodo where a
+network exists. Mind the label coding: in BreastMNIST 0 = malignant and 1 = normal or benign.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ _ZENODO = "https://zenodo.org/record/6496656/files/{name}.npz?download=1"
 #: the MedMNIST v2 facts the course uses (from MedMNIST's own info.py, v2.1.0)
 INFO = {
     "pneumoniamnist": {"md5": "28209eda62fecd6e6a2d98b1501bb15f", "task": "binary-class",
-                       "label": {0: "normal", 1: "pneumonia"}, "n_samples": (4708, 524, 624)},
+                       "label": {0: "normal", 1: "pneumonia"}, "n_samples": (4708, 524, 624),
+                       # the copy shipped in data/medmnist/ (train trimmed to 388 of 1,214 normal films)
+                       "sha256": "a554d2332488d3ddc075125e66a1af77ec379fd2bafc09108ab95a37e2bd9c26",
+                       "shipped_n_samples": (3882, 524, 624)},
     "breastmnist": {"md5": "750601b1f35ba3300ea97c75c52ff8f6", "task": "binary-class",
                     "label": {0: "malignant", 1: "normal, benign"}, "n_samples": (546, 78, 156)},
     "chestmnist": {"md5": "02c8a6516a18b556561a56cbdd36c4a8", "task": "multi-label, binary-class",
@@ -87,6 +94,37 @@ def md5(path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path, name: str) -> None:
+    """Check a named file before it is read: the shipped copy's sha256 (or, if the file is the official
+    download, MedMNIST's published MD5). One-line FileNotFoundError / ValueError naming the file and the
+    expected checksum otherwise."""
+    info = INFO[name]
+    path = Path(path)
+    expected = f"sha256 {info['sha256']}" if "sha256" in info else f"MD5 {info['md5']}"
+    if not path.is_file():
+        hint = ("it ships with the repository: restore it with `git checkout -- data/medmnist/" + path.name + "`"
+                if "sha256" in info else
+                f"download {_ZENODO.format(name=name)} and put it there, or call load({name!r}, download_if_missing=True)")
+        raise FileNotFoundError(f"{_shown(path)}: file missing (expected {expected}); {hint}")
+    if "sha256" in info:
+        got = sha256(path)
+        if got == info["sha256"] or md5(path) == info["md5"]:
+            return
+        raise ValueError(f"{_shown(path)}: sha256 {got} is not the expected {info['sha256']}; the file was altered "
+                         f"or replaced: restore the shipped copy with `git checkout -- data/medmnist/{path.name}`")
+    if md5(path) != info["md5"]:
+        raise ValueError(f"{_shown(path)}: MD5 does not match the published {info['md5']}; "
+                         "replace the file with the original from Zenodo (or pass check_md5=False)")
 
 
 def load_npz(path, name: str | None = None) -> MedMNIST:
@@ -150,8 +188,10 @@ def download(name: str, root=None, timeout: float = 60.0) -> Path:
 def load(name_or_path, root=None, download_if_missing: bool = False, check_md5: bool = True) -> MedMNIST:
     """Load a MedMNIST data set by name (from `root`, default data/medmnist/) or from a path.
 
-    A named file is checked against its published MD5 (`check_md5`). Without the file and without
-    `download_if_missing=True`, raises FileNotFoundError naming the file, the folder and the URL.
+    Offline by default. A named file is verified before it is read (`check_md5`): the shipped
+    PneumoniaMNIST against its sha256 (the official download's MD5 is accepted too), others against
+    MedMNIST's published MD5. A missing file raises FileNotFoundError (one line: the file, the expected
+    checksum, what to do); `download_if_missing=True` fetches a missing file from Zenodo instead.
     """
     s = str(name_or_path)
     if s.endswith(".npz") or os.sep in s or "/" in s:
@@ -161,15 +201,10 @@ def load(name_or_path, root=None, download_if_missing: bool = False, check_md5: 
         raise ValueError(f"unknown MedMNIST data set {s!r}; known: {sorted(INFO)}, or pass a path to a .npz")
     root = Path(root) if root is not None else default_root()
     path = root / f"{name}.npz"
-    if not path.is_file():
-        if not download_if_missing:
-            raise FileNotFoundError(
-                f"{name}.npz not found in {_shown(root)}/: download {_ZENODO.format(name=name)} "
-                f"(MD5 {INFO[name]['md5']}) and put it there, or call load({name!r}, download_if_missing=True)")
+    if not path.is_file() and download_if_missing:
         download(name, root)
-    if check_md5 and md5(path) != INFO[name]["md5"]:
-        raise ValueError(f"{_shown(path)}: MD5 does not match the published {INFO[name]['md5']}; "
-                         "replace the file with the original from Zenodo (or pass check_md5=False)")
+    if check_md5 or not path.is_file():
+        verify(path, name)
     return load_npz(path, name)
 
 
