@@ -30,7 +30,7 @@ MEASURED = {
                     r"perplexity|loss|准确率|灵敏度|特异度)\b[^.\n;]{0,30}?(?<![\w.§])\d?\.\d+",
     "approximation": r"(?:\b(?:about|around|near|nearly|roughly|approximately|almost)\s+|[≈~]\s?|约|大约)\d",
     "speed-up": r"(?:\d+(?:\.\d+)?|twice|two|three|four|five|ten)\s?(?:×|x|times)?\s+(?:as fast|faster|slower|quicker)",
-    "test count": r"\b\d+\s+(?:passed|tests|checks passed)\b",
+    "test count": r"\b\d[\d,]*\s+(?:passed|tests|checks)\b|\d+\s*(?:项测试|项检查)",
 }
 COMPARATIVE = r"\b(?:the best|beats?|outperforms?|faster than|more accurate|better than|worse than)\b"
 ASSERTING = ("claim(", "check_true(", "check(")
@@ -99,5 +99,7 @@ def test_the_scanner_catches_what_it_must():
     found = " ".join(findings("nowhere", cells))
     for kind in ("duration", "metric value", "approximation", "speed-up", "comparative"):
         assert kind in found, kind
+    counts = [{"cell_type": "markdown", "source": ["make test: 809 tests; make run: 427 checks; 全部 809 项测试。"]}]
+    assert len([f for f in findings("nowhere", counts) if "test count" in f]) == 3
     clean = [{"cell_type": "markdown", "source": ["The kernel is $3\\times 3$ with `rtol=1e-10`."]}]
     assert findings("nowhere", clean) == []
