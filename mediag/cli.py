@@ -27,6 +27,12 @@ def cmd_env(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    if args.matrix is not None:
+        from mediag.verify import write_coverage_matrix
+
+        write_coverage_matrix(args.matrix)
+        print(f"mediag verify: coverage matrix written to {args.matrix}")
+        return 0
     from mediag.repro import setup
 
     seed = args.seed
@@ -34,17 +40,25 @@ def cmd_verify(args) -> int:
         import secrets
 
         seed = secrets.randbelow(2**31)
+    from mediag.verify import select
+
+    try:
+        select(args.only)  # a bad or empty --only fails before the frameworks are set up
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     setup(seed=seed)
     from mediag.verify import run_registered
 
-    report, errors = run_registered(seed)
+    report, errors = run_registered(seed, only=args.only)
     if args.json:
         rows = [
             {"check": r.name, "shape": r.shape, "max_abs_err": r.max_abs_err, "max_rel_err": r.max_rel_err,
-             "tolerance": r.tolerance, "result": r.status}
+             "tolerance": r.tolerance, "formula": r.formula, "direction": r.direction,
+             "reference": list(r.reference or ()), "result": r.status}
             for r in report.rows
         ]
-        print(json.dumps({"seed": seed, "passed": report.n_passed, "failed": report.n_failed, "rows": rows}, indent=2))
+        print(json.dumps({"seed": seed, "only": args.only, "passed": report.n_passed, "failed": report.n_failed,
+                          "rows": rows}, indent=2))
     else:
         print(f"mediag verify: seed {seed} (repeat with --seed {seed})")
         print(report)
@@ -139,6 +153,44 @@ def cmd_classify(args) -> int:
     return 0
 
 
+def _default_matrix_path():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "docs" / "VERIFICATION.md"
+
+
+def cmd_student(args) -> int:
+    from mediag.student import EditionError, write_edition
+
+    try:
+        written = write_edition(args.out, args.notebooks or None)
+    except EditionError as exc:
+        raise UserError(str(exc)) from None
+    print(f"mediag student: wrote {len(written)} student notebooks into {args.out}")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from mediag.grade import GradeError, grade, write_gradebook
+
+    if args.timeout <= 0 or (args.jobs is not None and args.jobs <= 0):
+        raise UserError("--timeout and --jobs must be positive")
+    try:
+        results = grade(args.submissions, timeout=args.timeout, jobs=args.jobs)
+    except GradeError as exc:
+        raise UserError(str(exc)) from None
+    if args.gradebook:
+        write_gradebook(results, args.gradebook)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for r in results:
+            print(f"{r['submission']}: {r['score']}/{r['max_score']}" + (f"  ({r['message']})" if r["message"] else ""))
+            for e in r["exercises"]:
+                print(f"  {e['id']:>6}  {e['points']}/{e['max_points']}  {e['status']:<8} {e['message']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediag", description="mediag: deep learning for medical image diagnosis, verified formula by formula."
@@ -153,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="run every registered formula check on fresh random inputs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--seed", type=int, default=None, help="seed for the random inputs (default: a new one)")
+    p.add_argument("--only", default=None, metavar="PATTERN",
+                   help="run only the checks whose title or formula matches PATTERN (a regular expression, any case), "
+                        "e.g. --only LSTM or --only '§3.2.1'")
+    p.add_argument("--matrix", nargs="?", const=str(_default_matrix_path()), default=None, metavar="FILE",
+                   help="write the coverage matrix (formula x reference, forward and backward) generated from the "
+                        "registry to FILE (default: docs/VERIFICATION.md of the repository) instead of running checks")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("run", help="execute the notebooks into build/ and write build/index.html")
@@ -210,6 +268,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default: 0)")
     p.add_argument("--json", action="store_true", help="print JSON (keys test_auc, test_acc, ...) instead of a table")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser(
+        "student", help="write the student edition of the notebooks (solutions as stubs, no hidden tests)",
+        description="Write the student edition of every course notebook (or of those named) into OUT: each graded "
+                    "solution becomes a stub that raises NotImplementedError, its public check skips with a message "
+                    "until the stub is written, hidden tests are left out, the solution and check outputs are cleared; "
+                    "everything else keeps its outputs. OUT must be new or empty and outside notebooks/.")
+    p.add_argument("out", metavar="OUT", help="a new (or empty) folder")
+    p.add_argument("notebooks", nargs="*", help="notebooks to include (stem, file name or number; default: all)")
+    p.set_defaults(func=cmd_student)
+
+    p = sub.add_parser(
+        "grade", help="grade submitted notebooks: run each in a fresh kernel, then public and hidden tests",
+        description="Grade each SUBMISSION (a notebook, or a folder of them): it runs in a fresh kernel in a "
+                    "temporary folder with a per-cell timeout, then each exercise's public and hidden tests from the "
+                    "course's reference notebook run against its namespace. Exit status 0 when every submission was "
+                    "graded (whatever the scores), 2 on bad arguments.")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebook files or folders")
+    p.add_argument("--json", action="store_true", help="print one JSON list, an object per submission")
+    p.add_argument("--timeout", type=int, default=120, help="seconds allowed for one cell (default: 120)")
+    p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the CPU count)")
+    p.add_argument("--gradebook", metavar="FILE.csv", help="also write a CSV: a row per submission, a column per "
+                   "exercise and the total")
+    p.set_defaults(func=cmd_grade)
 
     return parser
 

@@ -40,10 +40,18 @@ class Row:
     max_rel_err: float
     tolerance: str
     passed: bool
+    #: set by `run_registered` from the check's `register_check` metadata (None in a notebook's own rows)
+    formula: str | None = None
+    direction: str | None = None
+    reference: tuple[str, ...] | None = None
 
     @property
     def status(self) -> str:
         return "PASS" if self.passed else "FAIL"
+
+    @property
+    def has_metadata(self) -> bool:
+        return self.reference is not None
 
 
 class Report:
@@ -72,13 +80,28 @@ class Report:
     def n_failed(self) -> int:
         return sum(not r.passed for r in self.rows)
 
+    #: extra columns when the rows come from registered checks (`mediag verify`)
+    meta_columns = ("formula", "direction", "reference")
+
+    def _with_metadata(self) -> bool:
+        return any(r.has_metadata for r in self.rows)
+
+    def _header(self):
+        return (*self.columns[:-1], *self.meta_columns, self.columns[-1]) if self._with_metadata() else self.columns
+
     def _cells(self):
+        meta = self._with_metadata()
         for r in self.rows:
-            yield (r.name, r.shape, f"{r.max_abs_err:.1e}", f"{r.max_rel_err:.1e}", r.tolerance, r.status)
+            cells = (r.name, r.shape, f"{r.max_abs_err:.1e}", f"{r.max_rel_err:.1e}", r.tolerance)
+            if meta:
+                cells += (r.formula or UNSPECIFIED, r.direction or UNSPECIFIED,
+                          ", ".join(r.reference or ()) or UNSPECIFIED)
+            yield (*cells, r.status)
 
     def __str__(self) -> str:
-        rows = [self.columns, *self._cells()]
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(self.columns))]
+        header = self._header()
+        rows = [header, *self._cells()]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
         lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))
         lines.append(f"{self.n_passed} passed, {self.n_failed} failed")
@@ -89,7 +112,7 @@ class Report:
         return f"verification report: {self.n_passed} passed, {self.n_failed} failed"
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{c}</th>" for c in self.columns)
+        head = "".join(f"<th>{c}</th>" for c in self._header())
         body = []
         for cells in self._cells():
             tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells[:-1])
@@ -97,6 +120,9 @@ class Report:
         summary = f"<p>{self.n_passed} passed, {self.n_failed} failed</p>"
         return f"<table><tr>{head}</tr>{''.join(body)}</table>{summary}"
 
+
+#: what a row or the coverage matrix shows for a check registered without formula, direction or reference
+UNSPECIFIED = "unspecified"
 
 REPORT = Report()
 
@@ -291,11 +317,8 @@ def register_check(title: str, *, formula: str | None = None, direction: str | N
     return decorate
 
 
-def run_registered(seed: int | None = None) -> tuple[Report, list[tuple[str, str]]]:
-    """Import every `mediag.scratch` module (which registers its checks) and run them all.
-
-    Returns the report and a list of (check title, error message) for checks that raised.
-    """
+def load_registry() -> dict[str, Callable[[np.random.Generator], None]]:
+    """Import every `mediag.scratch` module, which registers its checks, and return the registry."""
     import importlib
     import pkgutil
 
@@ -303,15 +326,142 @@ def run_registered(seed: int | None = None) -> tuple[Report, list[tuple[str, str
 
     for info in pkgutil.iter_modules(scratch.__path__):
         importlib.import_module(f"mediag.scratch.{info.name}")
+    return REGISTRY
+
+
+def metadata(title: str) -> dict:
+    """The formula, direction and reference of a registered check (None / () where not given)."""
+    return METADATA.get(title, {"formula": None, "direction": None, "reference": ()})
+
+
+def select(pattern: str | None) -> list[str]:
+    """Titles of the registered checks whose title or formula matches `pattern` (regex, any case).
+
+    Raises ValueError for an invalid pattern or one that matches nothing.
+    """
+    import re
+
+    titles = list(load_registry())
+    if pattern is None:
+        return titles
+    try:
+        rx = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"--only {pattern!r} is not a valid regular expression ({exc})") from None
+    chosen = [t for t in titles if rx.search(t) or rx.search(metadata(t)["formula"] or "")]
+    if not chosen:
+        raise ValueError(f"--only {pattern!r} matches no registered check (by title or formula); "
+                         f"{len(titles)} are registered, see `mediag verify --matrix`")
+    return chosen
+
+
+def run_registered(seed: int | None = None, only: str | None = None) -> tuple[Report, list[tuple[str, str]]]:
+    """Import every `mediag.scratch` module (which registers its checks) and run them all.
+
+    `only` (a regular expression) keeps the checks whose title or formula matches it. Every row a
+    check records carries the check's formula, direction and reference. Returns the report and a
+    list of (check title, error message) for checks that raised.
+    """
+    titles = select(only)
     REPORT.clear()
     errors = []
     seed_seq = np.random.SeedSequence(seed)
     for title, fn in REGISTRY.items():
-        rng = np.random.default_rng(seed_seq.spawn(1)[0])
+        rng = np.random.default_rng(seed_seq.spawn(1)[0])  # spawned for every check: --only keeps seeds
+        if title not in titles:
+            continue
+        start = len(REPORT.rows)
         try:
             fn(rng)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reported row
             errors.append((title, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
-            if not REPORT.rows or REPORT.rows[-1].passed:
+            if len(REPORT.rows) == start or REPORT.rows[-1].passed:
                 REPORT.add(Row(title, "-", np.inf, np.inf, "raised", False))
+        meta = metadata(title)
+        for row in REPORT.rows[start:]:
+            row.formula, row.direction, row.reference = meta["formula"], meta["direction"], tuple(meta["reference"])
     return REPORT, errors
+
+
+# -- the coverage matrix (docs/VERIFICATION.md) ---------------------------------------------------------
+
+#: the frameworks every formula should be checked against, in both directions where it has a backward
+FRAMEWORKS = ("torch", "tf/keras")
+
+
+def coverage_matrix() -> str:
+    """Markdown: formula x reference, forward and backward, from the registry (never typed by hand).
+
+    A cell names how many registered checks compare that formula, in that direction, with that
+    reference. A formula that has a row in one direction but lacks PyTorch or TensorFlow/Keras there
+    shows **gap** in that column; checks registered without metadata are grouped as "unspecified".
+    """
+    load_registry()
+    cover: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for title in REGISTRY:
+        meta = metadata(title)
+        key = (meta["formula"] or UNSPECIFIED, meta["direction"] or UNSPECIFIED)
+        refs = meta["reference"] or (UNSPECIFIED,)
+        for ref in refs:
+            cover.setdefault(key, {}).setdefault(ref, []).append(title)
+        cover.setdefault(key, {})
+    used = {ref for refs in cover.values() for ref in refs}
+    columns = [r for r in REFERENCES if r in used or r in FRAMEWORKS] + ([UNSPECIFIED] if UNSPECIFIED in used else [])
+
+    def order(key):
+        formula, direction = key
+        return (formula == UNSPECIFIED, formula, DIRECTIONS.index(direction) if direction in DIRECTIONS else 9)
+
+    gaps = 0
+    lines = ["| formula | direction | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for key in sorted(cover, key=order):
+        cells = []
+        for ref in columns:
+            n = len(cover[key].get(ref, []))
+            if n:
+                cells.append("✓" if n == 1 else f"✓ ×{n}")
+            elif ref in FRAMEWORKS and key[0] != UNSPECIFIED:
+                cells.append("**gap**")
+                gaps += 1
+            else:
+                cells.append("")
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+    checks = ["| registered check | formula | direction | reference |", "|---|---|---|---|"]
+    for title in REGISTRY:
+        meta = metadata(title)
+        checks.append(f"| {title.replace('|', '/')} | {meta['formula'] or UNSPECIFIED} | "
+                      f"{meta['direction'] or UNSPECIFIED} | {', '.join(meta['reference']) or UNSPECIFIED} |")
+    n_unspecified = sum(1 for t in REGISTRY if not metadata(t)["reference"])
+    return "\n".join([
+        "# 验证覆盖 Verification coverage",
+        "",
+        "Generated by `mediag verify --matrix` from the checks registered with `register_check` in the",
+        "notebooks' exported code; do not edit by hand. `mediag verify` runs every check on fresh random",
+        "inputs (`--only PATTERN` runs those whose title or formula matches).",
+        "",
+        f"{len(REGISTRY)} registered checks; {n_unspecified} without metadata (\"unspecified\"); "
+        f"{gaps} framework gaps.",
+        "",
+        "## 公式 × 参照 Formula × reference",
+        "",
+        "✓: a registered check compares the from-scratch code with this reference in this direction (×n:",
+        "n checks). **gap**: the formula has checks in this direction, but none against this framework.",
+        "",
+        *lines,
+        "",
+        "## 已注册的检查 Registered checks",
+        "",
+        *checks,
+        "",
+    ])
+
+
+def write_coverage_matrix(path) -> str:
+    """Write `coverage_matrix()` to `path` (a str or Path) and return the text."""
+    from pathlib import Path
+
+    text = coverage_matrix()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text

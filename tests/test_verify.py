@@ -80,3 +80,76 @@ def test_to_numpy_reads_framework_tensors():
 
     t = torch.ones(2, requires_grad=True)
     np.testing.assert_array_equal(verify.to_numpy(t * 2), [2.0, 2.0])
+
+
+# -- the registry: metadata in every row, --only, the coverage matrix ---------------------------------
+
+
+def test_register_check_rejects_unknown_reference_and_direction():
+    with pytest.raises(ValueError, match="reference"):
+        verify.register_check("bad ref", formula="f", direction="forward", reference=("numpyish",))
+    with pytest.raises(ValueError, match="direction"):
+        verify.register_check("bad dir", formula="f", direction="sideways", reference=("torch",))
+
+
+def test_rows_of_a_registered_check_carry_its_metadata():
+    title = "test-only check: identity against itself"
+
+    @verify.register_check(title, formula="test formula", direction="backward", reference=("torch", "tf/keras"))
+    def _fn(rng):
+        verify.check("identity", np.ones(2), np.ones(2))
+
+    try:
+        rep, errors = verify.run_registered(seed=0, only="^test-only check")
+        assert not errors and [r.name for r in rep.rows] == ["identity"]
+        row = rep.rows[0]
+        assert (row.formula, row.direction, row.reference) == ("test formula", "backward", ("torch", "tf/keras"))
+        assert "test formula" in str(rep) and "torch, tf/keras" in str(rep)
+        rep_f, _ = verify.run_registered(seed=0, only="TEST FORMULA")  # by formula, any case
+        assert [r.name for r in rep_f.rows] == ["identity"]
+    finally:
+        verify.REGISTRY.pop(title), verify.METADATA.pop(title)
+
+
+def test_a_check_without_metadata_shows_unspecified():
+    title = "test-only check without metadata"
+    verify.register_check(title)(lambda rng: verify.check("same", 1.0, 1.0))
+    try:
+        rep, _ = verify.run_registered(seed=0, only="^test-only check without")
+        assert rep.rows[0].formula is None and verify.UNSPECIFIED in str(rep)
+        assert f"| {title} | unspecified | unspecified | unspecified |" in verify.coverage_matrix()
+    finally:
+        verify.REGISTRY.pop(title), verify.METADATA.pop(title)
+
+
+def test_only_matching_nothing_is_a_one_line_error(capsys):
+    from mediag.cli import main
+
+    assert main(["verify", "--only", "no such check anywhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "matches no registered check" in err
+    assert main(["verify", "--only", "("]) == 2
+
+
+def test_notebook_tables_keep_their_columns():
+    rep = verify.Report()
+    rep.add(verify.Row("a", "2×2", 0.0, 0.0, "1e-10", True))
+    assert "formula" not in str(rep) and "formula" not in rep._repr_html_()
+
+
+def test_coverage_matrix_marks_gaps():
+    title = "test-only forward check against torch alone"
+    verify.register_check(title, formula="zz test formula", direction="forward", reference="torch")(lambda rng: None)
+    try:
+        row = [ln for ln in verify.coverage_matrix().splitlines() if ln.startswith("| zz test formula | forward |")]
+        assert len(row) == 1 and "✓" in row[0] and "**gap**" in row[0]  # torch yes, tf/keras missing
+    finally:
+        verify.REGISTRY.pop(title), verify.METADATA.pop(title)
+
+
+def test_committed_coverage_matrix_is_the_generated_one():
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "docs" / "VERIFICATION.md"
+    assert committed.read_text(encoding="utf-8") == verify.coverage_matrix(), (
+        "docs/VERIFICATION.md is stale: regenerate it with `mediag verify --matrix` (after `make export`)")
