@@ -74,6 +74,14 @@ def cmd_run(args) -> int:
                       params=args.param)
 
 
+def _deid_text(name: str, key: str | None = None) -> str:
+    """A text of mediag.deid for the help (import deferred: the help of other commands stays fast)."""
+    from mediag import deid
+
+    value = getattr(deid, name)
+    return value[key] if key else value
+
+
 def cmd_deid(args) -> int:
     import os
     import secrets
@@ -91,7 +99,8 @@ def cmd_deid(args) -> int:
 
     try:
         result = deidentify_tree(args.input, args.output, salt, dates=args.dates, warn=warn,
-                                 keep_names=args.keep_names)
+                                 keep_names=args.keep_names, clean_descriptors=args.clean_descriptors,
+                                 blank_pixels=args.blank_pixels)
     except (ValueError, FileExistsError) as exc:
         raise UserError(str(exc)) from None
     for rel, res in result.written:
@@ -228,17 +237,31 @@ def build_parser() -> argparse.ArgumentParser:
         "deid", help="de-identify DICOM files (PS3.15 Annex E basic profile) into a new folder",
         description="De-identify a DICOM file or folder tree into a new folder: identifying attributes and private "
                     "tags removed or replaced, UIDs remapped with a salt (consistent across files), dates shifted per "
-                    "patient, pixel data unchanged. Output files are named from de-identified identifiers only "
+                    "patient, pixel data unchanged unless --blank-pixels. Output files are named from de-identified identifiers only "
                     "(OUT/<pseudonym>/<new study UID>/<new instance UID>.dcm), since input folder and file names can "
                     "identify a patient. Writes OUT/deid-audit.json (output names, attributes and actions, never a "
-                    "value). The input is never modified. Exit status: 0 all done, 1 some files skipped, 2 bad input.")
+                    "value). The input is never modified. The attribute table is the whole of PS3.15 Table E.1-1 (2026c, "
+                    "from the pinned package dicom-anonymizer). Not covered: faces in head CT/MR volumes, text in "
+                    "pixels outside --blank-pixels rectangles. "
+                    "Exit status: 0 all done, 1 some files skipped, 2 bad input.")
     p.add_argument("input", metavar="IN", help="a DICOM file or a folder (searched recursively)")
     p.add_argument("output", metavar="OUT", help="a new (or empty) folder, not inside IN")
     p.add_argument("--salt", default=None,
                    help="secret for UIDs, pseudonyms and date offsets; reuse it to keep links "
                         "(default: $MEDIAG_DEID_SALT)")
     p.add_argument("--dates", choices=("shift", "remove"), default="shift",
-                   help="shift dates by one offset per patient (default) or remove all dates and times")
+                   help="shift (default): the Retain Longitudinal Temporal Information With Modified Dates Option "
+                        "of PS3.15 E.3.6, which says: \"" + _deid_text("MODIFIED_DATES_TEXT") + "\" Here: "
+                        + _deid_text("DATES_HELP", "shift") + ". remove: " + _deid_text("DATES_HELP", "remove"))
+    p.add_argument("--clean-descriptors", action="store_true",
+                   help="Clean Descriptors Option: keep descriptions, comments and protocol names after dropping every "
+                        "word that is not an anatomy, modality or technique word (names, dates, numbers, IDs); "
+                        "default: removed, as Table E.1-1 says")
+    p.add_argument("--blank-pixels", metavar="REGIONS", default=None,
+                   help="Clean Pixel Data Option by region: blank rectangles 'x,y,width,height[;x,y,w,h...]' in every "
+                        "file, or a JSON file of rules [{\"manufacturer\": ..., \"model\": ..., \"file\": ..., "
+                        "\"rects\": \"x,y,w,h\"}] (per file or per manufacturer/model); recorded in the audit log. "
+                        "Without it pixel data is never changed")
     p.add_argument("--keep-names", action="store_true",
                    help="keep the input's relative folder and file names in OUT and in the audit log (only if you "
                         "know they hold no names, IDs or accession numbers)")
