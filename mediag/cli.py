@@ -235,15 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "deid", help="de-identify DICOM files (PS3.15 Annex E basic profile) into a new folder",
-        description="De-identify a DICOM file or folder tree into a new folder: identifying attributes and private "
-                    "tags removed or replaced, UIDs remapped with a salt (consistent across files), dates shifted per "
-                    "patient, pixel data unchanged unless --blank-pixels. Output files are named from de-identified identifiers only "
-                    "(OUT/<pseudonym>/<new study UID>/<new instance UID>.dcm), since input folder and file names can "
-                    "identify a patient. Writes OUT/deid-audit.json (output names, attributes and actions, never a "
-                    "value). The input is never modified. The attribute table is the whole of PS3.15 Table E.1-1 (2026c, "
-                    "from the pinned package dicom-anonymizer). Not covered: faces in head CT/MR volumes, text in "
-                    "pixels outside --blank-pixels rectangles. "
-                    "Exit status: 0 all done, 1 some files skipped, 2 bad input.")
+        description=(
+            "De-identify a DICOM file or folder tree into a new folder: identifying attributes and private tags "
+            "removed or replaced, UIDs remapped with a salt (consistent across files), dates shifted per patient,"
+            " pixel data unchanged unless --blank-pixels. Output files are named from de-identified identifiers "
+            "only (OUT/<pseudonym>/<new study UID>/<new instance UID>.dcm), since input folder and file names can"
+            " identify a patient. Writes OUT/deid-audit.json (output names, attributes and actions, never a "
+            "value). The input is never modified. The attribute table is the whole of PS3.15 Table E.1-1 (2026c, "
+            "from the pinned package dicom-anonymizer). Not covered: faces in head CT/MR volumes, text in pixels "
+            "outside --blank-pixels rectangles. Exit status: 0 all done, 1 some files skipped, 2 bad input."))
     p.add_argument("input", metavar="IN", help="a DICOM file or a folder (searched recursively)")
     p.add_argument("output", metavar="OUT", help="a new (or empty) folder, not inside IN")
     p.add_argument("--salt", default=None,
