@@ -42,7 +42,7 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/mediag run
+	$(BIN)/mediag run $(if $(JOBS),--jobs $(JOBS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests notebooks $(NBVAL)

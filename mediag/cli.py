@@ -71,7 +71,7 @@ def cmd_run(args) -> int:
     from mediag.runner import run_course
 
     return run_course(args.notebooks, out=args.out, in_place=args.in_place, timeout=args.timeout,
-                      params=args.param)
+                      params=args.param, jobs=args.jobs)
 
 
 def _deid_text(name: str, key: str | None = None) -> str:
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-place", action="store_true",
                    help="store the outputs in the notebooks themselves (how maintainers refresh them)")
     p.add_argument("--timeout", type=int, default=600, help="seconds allowed for one cell (default: 600)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="notebooks run in parallel, one kernel each (default: one per CPU core; 1 with --in-place)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="run with another value of a name the notebook's parameters cell assigns, e.g. "
                         "-p DATASET=pneumoniamnist (repeatable; never with --in-place)")
