@@ -304,7 +304,7 @@ _TECHNIQUE_WORDS = """with without w w/ w/o wo and or of the left right bilatera
     followup diagnostic angiography angio perfusion diffusion dwi adc flair t1 t2 pd stir gre swi tof mip mpr 3d 2d
     cine dynamic delayed arterial venous portal phase bone soft tissue lung window thin thick slice slices helical
     spiral low dose high resolution hrct biopsy guided guidance doppler color echo echocardiogram mammogram
-    mammography tomosynthesis whole body"""
+    mammography tomosynthesis whole body brain"""
 
 
 def _descriptor_vocabulary() -> frozenset[str]:
