@@ -108,8 +108,10 @@ def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, para
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     os.environ["MEDIAG_VERIFY_LOG"] = str(log)
-    for key, value in {**QUIET_TF_ENV, **QUIET_PROGRESS_ENV}.items():
+    for key, value in QUIET_TF_ENV.items():
         os.environ.setdefault(key, value)
+    added = [key for key in QUIET_PROGRESS_ENV if key not in os.environ]  # for the kernel; removed afterwards
+    os.environ.update({key: QUIET_PROGRESS_ENV[key] for key in added})
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     position = {index: k for k, index in enumerate(code, 1)}
 
@@ -133,6 +135,8 @@ def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, para
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     seconds = time.perf_counter() - start
     os.environ.pop("MEDIAG_VERIFY_LOG", None)
+    for key in added:
+        os.environ.pop(key, None)
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     log.unlink(missing_ok=True)
     result = {

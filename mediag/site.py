@@ -147,6 +147,7 @@ def rewrite_links(body: str, glossary: bool) -> str:
         if re.match(r"^[a-z]+:", href) or href.startswith("#"):
             return m.group(0)
         path, _, frag = href.partition("#")
+        frag = html.escape(unquote(html.unescape(frag)))  # the ids of the pages are unquoted too
         name = path.rsplit("/", 1)[-1]
         if name.endswith(".ipynb") and re.match(r"\d\d_", name):
             href = name[: -len(".ipynb")] + ".html" + (f"#{frag}" if frag else "")

@@ -81,3 +81,45 @@ def test_param_needs_a_parameters_cell(tmp_path, capsys):
     write_notebook(nb_path, "x = 1")
     assert run_course([str(nb_path)], out=str(tmp_path / "build"), params=["x=2"]) == 2
     assert "99_ok.ipynb has no cell tagged 'parameters'" in capsys.readouterr().err
+
+
+def test_parallel_run_keeps_course_order_and_writes_the_site(tmp_path, capsys):
+    """Two notebooks in two kernels at once: the summary and the course map stay in course order, each page
+    links its neighbours, and times.json holds the measured seconds (what the READMEs point to)."""
+    import json
+
+    paths = []
+    for name, code in (("95_first.ipynb", "from mediag.verify import check\ncheck('a', 1.0, 1.0)"),
+                       ("96_second.ipynb", "import time\ntime.sleep(1)\nfrom mediag.verify import check\n"
+                                           "check('b', 2.0, 2.0)\ncheck('c', 3.0, 3.0)")):
+        write_notebook(tmp_path / name, code)
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "build"
+    assert run_course(paths, out=str(out), jobs=2) == 0
+    text = capsys.readouterr().out
+    summary = text[text.index("notebook "):]
+    assert summary.index("95_first.ipynb") < summary.index("96_second.ipynb")
+    assert "3 checks passed, 0 failed" in text and "(2 in parallel)" in text
+    assert "\x1b[K" not in text, "no status line when stdout is not a terminal"
+    record = json.loads((out / "times.json").read_text())
+    assert [n["notebook"] for n in record["notebooks"]] == ["95_first.ipynb", "96_second.ipynb"]
+    assert record["notebooks"][1]["seconds"] >= 1 and record["jobs"] == 2 and record["wall_seconds"] > 0
+    assert "96_second.html" in (out / "95_first.html").read_text()
+    index = (out / "index.html").read_text()
+    assert index.index("95_first.ipynb") < index.index("96_second.ipynb")
+
+
+def test_status_line_shows_cell_k_of_n_on_a_terminal():
+    import io
+
+    from mediag.runner import Progress
+
+    stream = io.StringIO()
+    show = Progress(2, live=True, stream=stream)
+    show.started(1, "08_diagnosis_pipeline.ipynb")
+    assert "kernel starting" in show._status()
+    show.cell("08_diagnosis_pipeline.ipynb", 34, 90)
+    show.finished(2, "09_x.ipynb", {"seconds": 3.0, "error": "", "passed": 1, "failed": 0})
+    show.close()
+    assert "08_diagnosis_pipeline.ipynb: cell 34/90, 0 s | total 0 s" in stream.getvalue()
+    assert "09_x.ipynb: 3 s, 1 checks passed, 0 failed" in stream.getvalue()
