@@ -103,3 +103,23 @@ def test_the_scanner_catches_what_it_must():
     assert len([f for f in findings("nowhere", counts) if "test count" in f]) == 3
     clean = [{"cell_type": "markdown", "source": ["The kernel is $3\\times 3$ with `rtol=1e-10`."]}]
     assert findings("nowhere", clean) == []
+
+
+def _sanitiser_patterns() -> list[str]:
+    text = (ROOT / "tests" / "nbval_sanitize.cfg").read_text(encoding="utf-8")
+    return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("regex:")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_nbval_sanitiser_leaves_claim_sentences_alone(path):
+    """nbval compares a claim's sentence (text/markdown and text/plain): no sanitiser pattern may hide it."""
+    patterns = _sanitiser_patterns()
+    assert patterns, "tests/nbval_sanitize.cfg has no patterns"
+    for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        if cell["cell_type"] != "code" or "claim(" not in "".join(cell["source"]):
+            continue
+        for out in cell.get("outputs", []):
+            for key in ("text/markdown", "text/plain"):
+                text = "".join(out.get("data", {}).get(key, ""))
+                hit = next((p for p in patterns if text and re.search(p, text)), None)
+                assert hit is None, f"{path.stem} c{i}: sanitiser pattern {hit!r} would hide part of the claim {text!r}"
