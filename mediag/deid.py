@@ -998,3 +998,30 @@ DATES_HELP = {
               "alone by the time of day modulo 24 h; the birth date is emptied"),
     "remove": "no temporal option: every date, time and date-time is emptied or removed",
 }
+
+
+def changed_attributes(original, deidentified, width: int = 28) -> list[tuple[str, str, str]]:
+    """The top-level attributes whose value differs between `original` and its de-identified copy, as rows
+    (keyword, before, after), values shortened to `width` characters ("-" when absent or empty); sequences
+    and binary values are summarised ("<sequence of N items>", "<N bytes>"). For a before/after table."""
+    def show(ds, tag):
+        if tag not in ds or ds[tag].value in (None, "", []):
+            return "-"
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            return f"<sequence of {len(elem.value)} items>"
+        if elem.VR in BINARY_VRS:
+            return f"<{len(elem.value)} bytes>"
+        text = str(elem.value)
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    rows = []
+    for tag in sorted(set(original.keys()) | set(deidentified.keys())):
+        if int(tag) == 0x7FE00010:
+            continue
+        before, after = show(original, tag), show(deidentified, tag)
+        if before != after:
+            elem = original[tag] if tag in original else deidentified[tag]
+            name = elem.keyword or ("private " if elem.tag.is_private else "") + str(elem.tag)
+            rows.append((name, before, after))
+    return rows
