@@ -65,3 +65,14 @@ def test_notebook_00_reference_scores_full_marks_and_student_edition_zero(tmp_pa
     graded = grade_one(student, timeout=300)
     assert graded["score"] == 0 and graded["max_score"] == reference["max_score"]
     assert {e["status"] for e in graded["exercises"]} == {"failed"}
+
+
+def test_instructor_guides_list_the_notebooks_exercises():
+    import subprocess
+    import sys
+
+    from mediag.student import ROOT
+
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "write_instructor_tables.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
