@@ -17,12 +17,16 @@ export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export MEDIAG_QUIET_PROGRESS        := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Every core: one pytest-xdist worker each; a file (a notebook's cells, one kernel) stays in one worker, in order.
+# conftest.py hands out the slowest notebooks first. `make test XDIST=` runs in one process.
+XDIST ?= -n auto --dist loadfile
 
-.PHONY: help install run test test-unit test-notebooks test-other-cpu notebooks export lab lint lock bench clean
+.PHONY: help install run test test-unit test-site test-notebooks test-other-cpu notebooks export lab lint lock bench clean
 
 help:
-	@echo "make run        execute every notebook into build/ and write build/index.html"
-	@echo "make test       unit tests + every notebook against its stored outputs (nbval)"
+	@echo "make run        execute every notebook (in parallel) into the offline site build/ (index.html, times.json)"
+	@echo "make test       unit tests + every notebook against its stored outputs (nbval), on every core"
+	@echo "make test-site  open every page make run wrote in headless Chromium, offline"
 	@echo "make test-other-cpu  nbval as on a CPU without AVX-512, data regenerated (before storing outputs)"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make lint       ruff on the package, the tests and the notebooks"
@@ -45,13 +49,18 @@ run: $(STAMP)
 	$(BIN)/mediag run $(if $(JOBS),--jobs $(JOBS))
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests notebooks $(NBVAL)
+	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) tests notebooks $(NBVAL)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests
+	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) tests
+
+# The site `make run` wrote, every page in headless Chromium with the network off (screenshots: build/screenshots/).
+test-site: $(STAMP)
+	@test -f build/times.json || { echo "make test-site: run make run first (it writes build/)"; exit 2; }
+	MEDIAG_SITE_DIR=build $(BIN)/python -m pytest -p no:cacheprovider tests/test_site_browser.py
 
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider $(or $(NB),notebooks) $(NBVAL)
+	$(BIN)/python -m pytest -p no:cacheprovider $(if $(NB),,$(XDIST)) $(or $(NB),notebooks) $(NBVAL)
 
 # Stored outputs are made on one CPU and must reproduce on others. On an AVX-512 machine, switch NumPy's,
 # OpenBLAS's and PyTorch's kernels to AVX2 ones and regenerate the synthetic data in a temporary cache.
