@@ -46,7 +46,7 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/mediag run $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/mediag run $(if $(JOBS),--jobs $(JOBS)) $(NB)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) tests notebooks $(NBVAL)

@@ -206,8 +206,8 @@ STRINGS = {
         "map": "Course map", "notebook": "notebook", "title": "title", "source": "source", "time": "run time",
         "passed": "checks passed", "failed": "failed", "status": "status",
         "times": "Measured run times",
-        "times_text": "Measured by make run on {date}: {wall} s wall time for the whole course with {jobs} "
-                      "notebooks in parallel on {cpus} CPU cores; the notebooks' own times add up to {total} s.",
+        "times_text": "Measured by make run on {date}: {wall} s wall time for the {count} notebooks above, {jobs} "
+                      "at a time on {cpus} CPU cores; the notebooks' own times add up to {total} s.",
         "not_measured": "This site was built from the stored notebooks without running them, so it has no run "
                         "times or check counts; make run measures them.",
         "times_file": "The same numbers, machine-readable:",
@@ -228,8 +228,8 @@ STRINGS = {
         "map": "课程地图", "notebook": "笔记本", "title": "标题", "source": "原文章节", "time": "运行时间",
         "passed": "通过的检查", "failed": "失败", "status": "状态",
         "times": "实测运行时间",
-        "times_text": "由 make run 于 {date} 实测：整个课程墙钟时间 {wall} 秒，{cpus} 个 CPU 核上并行 {jobs} 个笔记本；"
-                      "各笔记本自身用时合计 {total} 秒。",
+        "times_text": "由 make run 于 {date} 实测：上表 {count} 个笔记本的墙钟时间共 {wall} 秒，在 {cpus} 个 CPU 核上"
+                      "同时运行 {jobs} 个；各笔记本自身用时合计 {total} 秒。",
         "not_measured": "本网站由存储的笔记本直接生成、未重新运行，因此没有运行时间和检查数；make run 会测量它们。",
         "times_file": "同样的数字（机器可读）：",
         "verification": "验证表",
@@ -299,6 +299,7 @@ def write_site(results: list[dict], out_dir: Path, wall: float | None = None, jo
     (out_dir / "times.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     measured = wall is not None
     run = {"measured": measured, "wall": f"{wall:.0f}" if measured else "", "jobs": jobs, "cpus": os.cpu_count(),
+           "count": len(results),
            "date": record["measured"],
            "total": f"{sum(r['seconds'] for r in results if r.get('seconds') is not None):.0f}"}
     rows = _rows(results)

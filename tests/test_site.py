@@ -98,7 +98,7 @@ def test_measured_times_go_into_the_page_and_times_json(tmp_path):
                             "tolerance": "1e-10", "passed": True}]}]
     site.write_site(results, tmp_path, wall=20.0, jobs=2)
     en = (tmp_path / "index.html").read_text()
-    assert "12 s" in en and "20 s wall time" in en and "softmax vs torch" in en and "1.2e-16" in en
+    assert "12 s" in en and "20 s wall time for the 1 notebooks" in en and "softmax vs torch" in en and "1.2e-16" in en
     assert "20 秒" in (tmp_path / "index.zh-CN.html").read_text()
     record = json.loads((tmp_path / "times.json").read_text())
     assert record["wall_seconds"] == 20.0 and record["jobs"] == 2
