@@ -144,12 +144,26 @@ def test_patchify_matches_unfold_on_rectangles():
 
 
 def test_registered_checks_run_on_several_seeds():
-    assert {"attention: NumPy vs torch SDPA vs keras.ops, and its backward vs autograd",
-            "multi-head attention and encoder block: NumPy vs torch vs keras"} <= set(REGISTRY)
+    from mediag.scratch.attention_transformer import (
+        check_attention_backward,
+        check_encoder_backward,
+        check_encoder_forward,
+        check_multi_head_backward,
+    )
+    from mediag.verify import METADATA
+
+    checks = (check_attention, check_attention_backward, check_multi_head, check_multi_head_backward,
+              check_encoder_forward, check_encoder_backward)
+    titles = [t for t, fn in REGISTRY.items() if fn in checks]
+    assert len(titles) == len(checks)
+    for title in titles:  # each names its formula, one direction, and both frameworks
+        meta = METADATA[title]
+        assert meta["formula"] and meta["direction"] in ("forward", "backward")
+        assert {"torch", "tf/keras"} <= set(meta["reference"])
     pytest.importorskip("keras")
     for seed in range(3):
-        check_attention(np.random.default_rng(seed))
-        check_multi_head(np.random.default_rng(seed))
+        for fn in checks:
+            fn(np.random.default_rng(seed))
 
 
 # -- errors for users -----------------------------------------------------------------------------

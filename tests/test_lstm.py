@@ -130,3 +130,25 @@ def test_sigmoid_is_stable_and_accurate_in_both_tails():
     a = np.linspace(-700.0, 35.0, 1001)  # tiny values keep their relative precision (no 1 - 1 cancellation)
     np.testing.assert_allclose(sigmoid(a), torch.sigmoid(torch.from_numpy(a)).numpy(), rtol=1e-13, atol=0)
     assert sigmoid(3).shape == () and sigmoid([[1, 2, 3]]).shape == (1, 3)
+
+
+def test_lstm_backward_equals_tf_gradient_tape_and_layout_inverse():
+    pytest.importorskip("tensorflow")
+    from mediag.scratch.lstm import (
+        _random_lstm,
+        lstm_backward,
+        lstm_framework_weights,
+        lstm_params_from_framework,
+        tf_lstm_gradients,
+    )
+
+    rng = np.random.default_rng(6)
+    x, h0, c0, params = _random_lstm(rng, 2, 3, 2, 4)
+    back = lstm_params_from_framework(*lstm_framework_weights(*params))
+    for a, b in zip(back, params):
+        np.testing.assert_array_equal(a, b)
+    G_H, G_C = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4))
+    ours = lstm_backward(G_H, x, h0, c0, *params, dC_last=G_C)
+    theirs = tf_lstm_gradients(G_H, x, h0, c0, *params, dC_last=G_C)
+    for key in ours:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-10, atol=1e-13, err_msg=key)

@@ -90,3 +90,21 @@ def test_bad_shapes_raise_clear_errors():
         rnn_jacobian_norms(np.zeros((3, 5)), W_hh, activation="relu")
     with pytest.raises(ValueError, match="one sequence"):
         rnn_jacobian_norms(np.zeros((2, 3, 5)), W_hh)
+
+
+def test_bptt_equals_tf_gradient_tape_and_checks_carry_metadata():
+    pytest.importorskip("tensorflow")
+    from mediag.scratch.rnn import _random_rnn, rnn_backward, rnn_forward, tf_rnn_gradients
+    from mediag.verify import METADATA
+
+    rng = np.random.default_rng(5)
+    x, h0, W_xh, W_hh, b_h, W_hy, b_y = _random_rnn(rng, 2, 4, 3, 5, 2)
+    G_H, G_Y = rng.normal(size=(2, 4, 5)), rng.normal(size=(2, 4, 2))
+    H, _ = rnn_forward(x, h0, W_xh, W_hh, b_h)
+    ours = rnn_backward(G_H, x, h0, W_xh, W_hh, H, dY=G_Y, W_hy=W_hy)
+    theirs = tf_rnn_gradients(G_H, x, h0, W_xh, W_hh, b_h, dY=G_Y, W_hy=W_hy, b_y=b_y)
+    for key in ("x", "h0", "W_xh", "W_hh", "b_h", "W_hy", "b_y"):
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-10, atol=1e-13, err_msg=key)
+    meta = [m for t, m in METADATA.items() if m["formula"] == "§3.1.2 RNN"]
+    assert {m["direction"] for m in meta} == {"forward", "backward"}
+    assert all({"torch", "tf/keras"} <= set(m["reference"]) for m in meta)
