@@ -36,7 +36,8 @@ def _pydicom_window_01(values, center, width):
     return (apply_windowing(np.asarray(values, dtype=np.float64), ds) - low) / (high - low)
 
 
-@register_check("DICOM linear window: loops, vectorised, pydicom")
+@register_check("DICOM linear window: loops, vectorised, pydicom", formula="DICOM PS3.3 C.11.2.1.2.1 linear window",
+                direction="forward", reference=("loops", "pydicom"))
 def check_dicom_window(rng):
     from mediag.dicom import window
 
@@ -48,7 +49,8 @@ def check_dicom_window(rng):
           _pydicom_window_01(hu, center, width), atol=1e-12)
 
 
-@register_check("DICOM modality rescale vs pydicom apply_modality_lut")
+@register_check("DICOM modality rescale vs pydicom apply_modality_lut", formula="DICOM PS3.3 C.11.1 modality rescale",
+                direction="forward", reference="pydicom")
 def check_modality_rescale(rng):
     from pydicom.dataset import Dataset
     from pydicom.pixels import apply_modality_lut
