@@ -10,8 +10,9 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED        := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export MPLBACKEND            := module://matplotlib_inline.backend_inline
-# Progress bars stay out of stored outputs and nbval: with ipywidgets installed, tqdm.auto (and the
-# transformers/huggingface_hub bars built on it) would otherwise emit widget outputs. `make lab` unsets them.
+# Progress bars stay out of stored outputs and nbval (with ipywidgets installed they would be widget outputs):
+# transformers/huggingface_hub follow HF_HUB_DISABLE_PROGRESS_BARS, mediag.progress MEDIAG_QUIET_PROGRESS;
+# TQDM_DISABLE covers tqdm's text bars (tqdm.notebook ignores it: notebooks use mediag.progress). `make lab` unsets them.
 export TQDM_DISABLE                 := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export MEDIAG_QUIET_PROGRESS        := 1

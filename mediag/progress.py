@@ -7,6 +7,11 @@
 In JupyterLab (ipywidgets installed) this is tqdm.auto's widget bar; in a terminal, tqdm's text bar. It is
 silent, and the loop runs exactly as without it, when any of these is set (the Makefile and `mediag run`
 set them, so stored outputs and nbval never contain a bar): MEDIAG_QUIET_PROGRESS, TQDM_DISABLE.
+
+Use this rather than tqdm.auto directly: in a kernel with ipywidgets, tqdm.auto is tqdm.notebook, which
+ignores TQDM_DISABLE and would store a widget output that nbval cannot reproduce (tests/test_progress.py
+keeps tqdm imports out of the notebooks). transformers' and huggingface_hub's own bars follow
+HF_HUB_DISABLE_PROGRESS_BARS, which the Makefile and `mediag run` also set.
 """
 
 from __future__ import annotations

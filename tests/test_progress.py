@@ -49,3 +49,17 @@ def test_no_widget_output_in_a_kernel_run_by_mediag_run(tmp_path):
     assert run_course([str(path)], out=str(tmp_path / "build")) == 0
     executed = nbformat.read(tmp_path / "build" / path.name, as_version=4)
     assert executed.cells[0].outputs == []
+
+
+def test_notebooks_use_mediag_progress_not_tqdm():
+    """tqdm.notebook ignores TQDM_DISABLE: a notebook importing tqdm itself would store a widget output."""
+    import re
+
+    from mediag.export import NOTEBOOKS
+
+    found = []
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type == "code" and re.search(r"^\s*(from\s+tqdm\b|import\s+tqdm\b)", cell.source, re.M):
+                found.append(f"{path.name} cell {i}")
+    assert not found, f"use `from mediag.progress import progress` instead of tqdm in {found}"
