@@ -30,8 +30,12 @@ HOW_TO_GET = ("no Chromium: install it (Debian/Ubuntu: `sudo apt-get install chr
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("MEDIAG_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+    """The browser: MEDIAG_CHROMIUM if set (a path that does not exist means none), else Debian's chromium."""
+    if "MEDIAG_CHROMIUM" in os.environ:
+        given = os.environ["MEDIAG_CHROMIUM"]
+        return given if Path(given).is_file() else None
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"),
+                      shutil.which("google-chrome")):
         if candidate and Path(candidate).is_file():
             return candidate
     return None
