@@ -240,12 +240,13 @@ def _init_worker(queue) -> None:
     _QUEUE = queue
 
 
-def _execute_in_worker(path: Path, out_dir: Path, timeout: int, params: dict, neighbours: tuple) -> dict:
+def _execute_in_worker(path: Path, out_dir: Path, in_place: bool, timeout: int, params: dict,
+                       neighbours: tuple) -> dict:
     def progress(k, n):
         if _QUEUE is not None:
             _QUEUE.put((path.name, k, n))
 
-    return execute(path, out_dir, False, timeout, params, progress=progress, neighbours=neighbours)
+    return execute(path, out_dir, in_place, timeout, params, progress=progress, neighbours=neighbours)
 
 
 def previous_times(out_dir: Path) -> dict[str, float]:
@@ -260,8 +261,8 @@ def previous_times(out_dir: Path) -> dict[str, float]:
     return {}
 
 
-def _run_parallel(paths: list[Path], out_dir: Path, timeout: int, values: dict, jobs: int, links: list,
-                  show: Progress) -> list[dict]:
+def _run_parallel(paths: list[Path], out_dir: Path, in_place: bool, timeout: int, values: dict, jobs: int,
+                  links: list, show: Progress) -> list[dict]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -290,7 +291,7 @@ def _run_parallel(paths: list[Path], out_dir: Path, timeout: int, values: dict, 
                 while waiting and len(pending) < jobs:  # submit one per free worker, so "started" is true
                     i = waiting.pop(0)
                     show.started(i + 1, paths[i].name)
-                    future = pool.submit(_execute_in_worker, paths[i], out_dir, timeout, values, links[i])
+                    future = pool.submit(_execute_in_worker, paths[i], out_dir, in_place, timeout, values, links[i])
                     pending[future] = i
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -310,7 +311,7 @@ def _run_parallel(paths: list[Path], out_dir: Path, timeout: int, values: dict, 
 
 
 def default_jobs(n_notebooks: int, in_place: bool) -> int:
-    """One kernel per core (at most one per notebook); in place, one at a time as before."""
+    """One kernel per core (at most one per notebook); in place, one at a time unless --jobs says otherwise."""
     if in_place:
         return 1
     return max(1, min(os.cpu_count() or 1, n_notebooks))
@@ -349,7 +350,7 @@ def run_course(notebooks: list[str], out: str = "build", in_place: bool = False,
     t0 = time.perf_counter()
     show = Progress(len(paths), live=live)
     try:
-        if jobs == 1 or in_place:
+        if jobs == 1:
             results = []
             for i, path in enumerate(paths, 1):
                 show.started(i, path.name)
@@ -358,7 +359,7 @@ def run_course(notebooks: list[str], out: str = "build", in_place: bool = False,
                 show.finished(i, path.name, r)
                 results.append(r)
         else:
-            results = _run_parallel(paths, out_dir, timeout, values, jobs, links, show)
+            results = _run_parallel(paths, out_dir, in_place, timeout, values, jobs, links, show)
     finally:
         show.close()
     wall = time.perf_counter() - t0
