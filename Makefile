@@ -74,7 +74,7 @@ test-other-cpu: $(STAMP)
 	else echo "make test-other-cpu: this CPU has no AVX-512, so make test-notebooks already takes the AVX2 paths"; fi
 
 notebooks: $(STAMP)
-	$(BIN)/mediag run --in-place $(NB)
+	$(BIN)/mediag run --in-place $(if $(JOBS),--jobs $(JOBS)) $(NB)
 	$(BIN)/python -m mediag.export
 
 export: $(STAMP)
