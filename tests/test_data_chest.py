@@ -55,6 +55,17 @@ def test_cardiomegaly_iff_ctr_above_half():
         assert f["cardiomegaly"] == (f["ctr"] > 0.5)
 
 
+def test_plausible_nodules_and_no_band_around_the_ctr_cutoff():
+    rng = np.random.default_rng(5)
+    draws = [sample_findings(rng) for _ in range(3000)]
+    mm = [f["nodule"]["diameter_mm"] for f in draws if f["nodule"]]
+    assert min(mm) >= 15 and max(mm) < 30                 # a lesion of 30 mm or more is a mass
+    ctrs = {f["ctr"] for f in draws}
+    assert {0.49, 0.5, 0.51, 0.52} <= ctrs                 # borderline hearts on both sides of 0.5
+    gaps = np.diff(sorted(ctrs))
+    assert gaps.max() < 0.011                              # every hundredth from 0.38 to 0.65 occurs
+
+
 def test_finding_masks_follow_side_and_presence():
     rng = np.random.default_rng(1)
     for i in range(60):

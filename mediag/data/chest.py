@@ -10,9 +10,10 @@
 Conventions (as on a real PA film): the patient's right is on the image's LEFT, so a "right"
 finding lies in columns < size / 2. Anatomy: body outline, two lungs with vascular markings, heart
 and mediastinum, spine, diaphragm domes, posterior ribs, clavicles; exposure, contrast, blur and
-noise vary per image. Findings: lung nodule (side, zone, diameter in mm), pleural effusion (side,
-size), cardiomegaly (the drawn cardiothoracic ratio, cardiomegaly iff ctr > 0.5) and pneumothorax
-(side); several may co-occur, "normal" when none.
+noise vary per image. Findings: lung nodule (side, zone, diameter 15-29 mm: above 30 mm a lesion is
+a mass), pleural effusion (side, size), cardiomegaly (the drawn cardiothoracic ratio, cardiomegaly iff
+ctr > 0.5, ratios continuous across 0.5 so borderline hearts exist) and pneumothorax (side); several
+may co-occur, "normal" when none.
 
 Images of one patient (same `patient_ids` entry) share the anatomy and differ in findings and
 exposure: split by patient, never by image, or the same chest leaks into the test set.
@@ -36,7 +37,7 @@ EFFUSION_SIZES = ("small", "moderate", "large")
 #: field of view of the synthetic film in millimetres (width = height); pixel spacing = FOV_MM / size
 FOV_MM = 350.0
 #: bump this when the renderer changes, so stale caches are not reused
-VERSION = 3
+VERSION = 4
 #: prevalence of each finding in `sample_findings`
 PREVALENCE = {"nodule": 0.3, "effusion": 0.25, "cardiomegaly": 0.3, "pneumothorax": 0.2}
 MASK_NAMES = ("lungs", "heart", "nodule", "effusion", "pneumothorax")
@@ -45,25 +46,26 @@ MASK_NAMES = ("lungs", "heart", "nodule", "effusion", "pneumothorax")
 def sample_findings(rng: np.random.Generator) -> dict:
     """A random findings record (each finding independently present with `PREVALENCE`).
 
-    The nodule diameter is a whole number of millimetres (15-35; strictly, above 30 mm a radiologist
-    would call it a mass, and the labeler accepts both words) and the cardiothoracic ratio has
-    two decimals, kept away from 0.5 (normal 0.38-0.47, enlarged 0.53-0.65), so a report can state
-    them exactly and the label is unambiguous.
+    The nodule diameter is a whole number of millimetres, 15-29 (a nodule is under 30 mm; above that
+    a radiologist calls it a mass). The cardiothoracic ratio has two decimals and is continuous across
+    the 0.5 cut-off (normal hearts 0.38-0.50, enlarged 0.51-0.65, no excluded band), so borderline
+    hearts a pixel or less from the cut-off occur as on real films; cardiomegaly iff ctr > 0.5, so a
+    report can state the ratio exactly and the label still follows from it.
     """
     nodule = None
     if rng.random() < PREVALENCE["nodule"]:
         nodule = {"side": SIDES[rng.integers(2)], "zone": ZONES[rng.integers(3)],
-                  "diameter_mm": float(rng.integers(15, 36))}
+                  "diameter_mm": float(rng.integers(15, 30))}
     effusion = None
     if rng.random() < PREVALENCE["effusion"]:
         effusion = {"side": SIDES[rng.integers(2)], "size": EFFUSION_SIZES[rng.integers(3)]}
     cardiomegaly = bool(rng.random() < PREVALENCE["cardiomegaly"])
-    ctr = rng.uniform(0.53, 0.65) if cardiomegaly else rng.uniform(0.38, 0.47)
+    ctr = rng.integers(51, 66) if cardiomegaly else rng.integers(38, 51)     # hundredths, no gap at 0.50
     pneumothorax = None
     if rng.random() < PREVALENCE["pneumothorax"]:
         pneumothorax = {"side": SIDES[rng.integers(2)]}
     return {"nodule": nodule, "effusion": effusion, "cardiomegaly": cardiomegaly,
-            "ctr": round(float(ctr), 2), "pneumothorax": pneumothorax}
+            "ctr": round(int(ctr) / 100, 2), "pneumothorax": pneumothorax}
 
 
 def labels_of(findings: dict) -> np.ndarray:
