@@ -1,15 +1,30 @@
-"""`mediag classify`: the course CNN on a MedMNIST-format file, threshold chosen on validation, test metrics.
+"""`mediag classify`: the course CNN on a MedMNIST-format file, trained as a real tool, scored once on test.
 
     from mediag.classify import fit_and_score
-    res = fit_and_score("data/medmnist/pneumoniamnist.npz", epochs=10, seed=0)
+    res = fit_and_score("pneumoniamnist", seed=0)        # the shipped real file (or any MedMNIST .npz path)
     res["test_auc"], res["test_acc"], res["threshold"]
 
-Glue only: the network is notebook 03's fixed §4.2 CNN (`build_cnn_keras`) and every metric comes
-from notebook 09 (`auc_rank`, `youden_threshold`, `binary_metrics`), both through `mediag.scratch`.
-The task follows the labels: one column with values 0/1 is binary, one column with more classes is
-multi-class (one sigmoid per class, the answer is the largest), several 0/1 columns are multi-label.
-Training keeps the weights of the epoch with the best validation AUC; the decision threshold of a
-binary (or each multi-label) output maximises Youden's J on validation; the test set is used once.
+The network is notebook 03's fixed §4.2 CNN (`build_cnn_keras`) and every metric comes from notebook
+09 (`auc_rank`, `youden_threshold`, `binary_metrics`), both through `mediag.scratch`. What turns it
+into a usable classifier (each step can be switched off; notebook 09 measures each one's effect):
+
+- **augmentation**: every epoch sees each film shifted by up to `shift` pixels and with its gain and
+  offset jittered by up to `jitter` (in standard deviations of the training pixels);
+- **class weights**: the loss weighs each class by the inverse of its training frequency (binary and
+  multi-class), so a trimmed class (PneumoniaMNIST's train split keeps 10 % normal films) is not
+  ignored;
+- **snapshots**: a cosine learning-rate schedule, and the predictions of the last `snapshots` epochs
+  are averaged;
+- **test-time augmentation**: each film is also scored shifted by one pixel in 8 directions (`tta`);
+- **ensemble**: `members` networks from different seeds, their probabilities averaged.
+
+Tasks follow the labels (MedMNIST 2D): one column with values 0/1 is binary; one column with more
+values is multi-class (ordinal labels such as RetinaMNIST's grades are treated as classes; one sigmoid
+per class, the answer is the largest); several 0/1 columns are multi-label (ChestMNIST's 14). Images
+are grey (N, H, W) or RGB (N, H, W, 3) uint8 of any size from 18 px; sides above `max_side` (64 by
+default: the §4.2 CNN is small) are area-resized down to it. The decision threshold of a binary output
+(and of each multi-label column) maximises Youden's J on validation; every choice is made on the
+validation split and the test split is predicted once, at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +36,9 @@ import numpy as np
 
 #: keys of the result that are arrays (left out of the CLI's JSON)
 ARRAY_KEYS = ("y_val", "p_val", "y_test", "p_test")
+#: the default recipe of `fit_and_score` (also what `mediag classify` runs)
+DEFAULTS = {"epochs": 12, "members": 3, "shift": 2, "jitter": 0.1, "class_weight": True, "snapshots": 4,
+            "tta": True, "lr": 2e-3, "batch_size": 64, "max_side": 64}
 
 
 def describe_task(data) -> tuple[str, int]:
@@ -62,12 +80,55 @@ def describe_task(data) -> tuple[str, int]:
     return "multi-class", n_classes
 
 
-def _inputs(images, mean: float, sd: float) -> np.ndarray:
-    """uint8 images (N, H, W) or (N, H, W, C) -> float32 (N, H, W, C), scaled to [0, 1], standardised."""
+def resize_images(images, max_side: int) -> np.ndarray:
+    """uint8 (N, H, W[, C]) -> the same with both sides at most `max_side` (area interpolation, aspect kept)."""
+    images = np.asarray(images)
+    h, w = images.shape[1:3]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return images
+    import cv2
+
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
+    return np.stack(out).reshape(len(images), size[1], size[0], *images.shape[3:])
+
+
+def _inputs(images, mean, sd) -> np.ndarray:
+    """uint8 images (N, H, W) or (N, H, W, C) -> float32 (N, H, W, C), scaled to [0, 1], standardised
+    per channel with the training statistics `mean`, `sd` (C,)."""
     x = np.asarray(images, dtype=np.float32) / 255.0
     if x.ndim == 3:
         x = x[..., None]
     return (x - mean) / sd
+
+
+def augment(x, rng, shift: int = 2, jitter: float = 0.1) -> np.ndarray:
+    """Random training copies of standardised films x (N, H, W, C): each shifted by up to `shift` pixels
+    (edge pixels repeated) and its values scaled by 1 ± `jitter` and offset by ± `jitter`."""
+    n, h, w, _ = x.shape
+    out = x
+    if shift:
+        padded = np.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
+        dy, dx = rng.integers(0, 2 * shift + 1, n), rng.integers(0, 2 * shift + 1, n)
+        rows = (dy[:, None] + np.arange(h))[:, :, None]
+        cols = (dx[:, None] + np.arange(w))[:, None, :]
+        out = padded[np.arange(n)[:, None, None], rows, cols]
+    if jitter:
+        out = out * rng.uniform(1 - jitter, 1 + jitter, (n, 1, 1, 1)) + rng.uniform(-jitter, jitter, (n, 1, 1, 1))
+    return out.astype(np.float32)
+
+
+def predict_tta(model, x, tta: bool = True) -> np.ndarray:
+    """Probabilities (N, outputs) of x (N, H, W, C); with `tta`, the mean over the film and its 8 one-pixel
+    shifts (edge pixels repeated)."""
+    if not tta:
+        return model.predict(x, verbose=0, batch_size=1024)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = x.shape[1:3]
+    views = [padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    p = model.predict(np.concatenate(views), verbose=0, batch_size=1024)
+    return p.reshape(len(views), len(x), -1).mean(0)
 
 
 def _targets(labels, task: str, n_out: int) -> np.ndarray:
@@ -77,17 +138,51 @@ def _targets(labels, task: str, n_out: int) -> np.ndarray:
     return labels.astype(np.float32)
 
 
+def _sample_weights(labels, task: str) -> np.ndarray | None:
+    """Inverse class frequency per training film (mean 1); None for multi-label (columns overlap)."""
+    if task == "multi-label":
+        return None
+    y = np.asarray(labels)[:, 0]
+    counts = np.bincount(y)
+    w = len(y) / (len(counts) * counts[y])
+    return (w / w.mean()).astype(np.float32)
+
+
+def _one_vs_rest(y, task: str, n_out: int) -> np.ndarray:
+    """Labels as a bool (N, outputs) matrix: one column per class (multi-class) or the label columns."""
+    if task == "multi-class":
+        return y[:, 0][:, None] == np.arange(n_out)
+    return np.asarray(y).astype(bool)
+
+
 def _macro_auc(y, p, task: str) -> float:
     from mediag.scratch import auc_rank
 
     if task == "binary":
         return auc_rank(y[:, 0], p[:, 0])
-    cols = (y[:, 0][:, None] == np.arange(p.shape[1])) if task == "multi-class" else y.astype(bool)
+    cols = _one_vs_rest(y, task, p.shape[1])
     aucs = [auc_rank(cols[:, k], p[:, k]) for k in range(p.shape[1]) if 0 < cols[:, k].sum() < len(cols)]
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def _metrics(y, p, task: str, thresholds) -> dict:
+def _per_class(y, p, task: str, thresholds, names) -> list[dict]:
+    """One row per class (multi-class: one against the rest, decided by the largest output) or per label
+    column (multi-label: at its threshold): n positives, AUC, sensitivity, specificity, PPV, F1."""
+    from mediag.scratch import auc_rank, binary_metrics
+
+    cols = _one_vs_rest(y, task, p.shape[1])
+    pred = (p.argmax(1)[:, None] == np.arange(p.shape[1])) if task == "multi-class" else p >= np.asarray(thresholds)
+    rows = []
+    for k in range(p.shape[1]):
+        m = binary_metrics(cols[:, k], pred[:, k])
+        both = 0 < cols[:, k].sum() < len(cols)
+        rows.append({"class": k, "name": (names or {}).get(k, str(k)), "n": int(cols[:, k].sum()),
+                     "auc": auc_rank(cols[:, k], p[:, k]) if both else float("nan"),
+                     **{key: m[key] for key in ("sensitivity", "specificity", "ppv", "f1")}})
+    return rows
+
+
+def _metrics(y, p, task: str, thresholds, names=None) -> dict:
     """Test metrics: binary at its threshold; multi-class by the largest output; multi-label per column."""
     from mediag.scratch import binary_metrics
 
@@ -96,67 +191,117 @@ def _metrics(y, p, task: str, thresholds) -> dict:
         m = binary_metrics(y[:, 0], p[:, 0] >= thresholds[0])
         out.update({f"test_{k}" if k != "accuracy" else "test_acc": v for k, v in m.items()})
         return out
+    per = _per_class(y, p, task, thresholds, names)
     if task == "multi-class":
-        pred = p.argmax(1)
-        truth = y[:, 0]
-        per = [binary_metrics(truth == k, pred == k) for k in range(p.shape[1]) if (truth == k).any()]
-        out["test_acc"] = float(np.mean(pred == truth))
+        out["test_acc"] = float(np.mean(p.argmax(1) == y[:, 0]))
     else:
-        per = [binary_metrics(y[:, k], p[:, k] >= thresholds[k]) for k in range(p.shape[1])]
-        out["test_acc"] = float(np.mean([m["accuracy"] for m in per]))
-    out["test_sensitivity"] = float(np.nanmean([m["sensitivity"] for m in per]))
-    out["test_specificity"] = float(np.nanmean([m["specificity"] for m in per]))
+        out["test_acc"] = float(np.mean((p >= np.asarray(thresholds)) == y.astype(bool)))
+    out["test_sensitivity"] = float(np.nanmean([r["sensitivity"] for r in per]))
+    out["test_specificity"] = float(np.nanmean([r["specificity"] for r in per]))
+    out["per_class"] = per
     return out
 
 
-def fit_and_score(npz, epochs: int = 10, seed: int = 0, batch_size: int = 64, progress=None) -> dict:
-    """Train the §4.2 CNN on a MedMNIST-format `.npz` (a path or a MedMNIST name) and score the test split.
+def _check_options(epochs, members, snapshots, shift, jitter, max_side):
+    for name, v, low in (("epochs", epochs, 1), ("members", members, 1), ("snapshots", snapshots, 0),
+                         ("shift", shift, 0), ("max_side", max_side, 18)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    if not 0 <= jitter < 1:
+        raise ValueError(f"jitter must be in [0, 1), got {jitter!r}")
+
+
+def train_member(x, y, task: str, n_out: int, seed: int, epochs: int, shift: int, jitter: float,
+                 class_weight: bool, snapshots: int, tta: bool, lr: float, batch_size: int,
+                 say=lambda m: None, tag: str = ""):
+    """Train one §4.2 CNN; returns (p_val, p_test, best_epoch, val_auc) for x/y dicts of "train", "val", "test".
+
+    With `snapshots` > 0: cosine learning rate, and the mean prediction of the last `snapshots` epochs;
+    with 0: constant rate, the epoch with the best validation AUC. The test films are predicted only with
+    the weights that the validation choice keeps (after training).
+    """
+    import keras
+
+    from mediag.scratch import build_cnn_keras
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_cnn_keras(tuple(int(v) for v in x["train"].shape[1:]), n_outputs=n_out)
+    opt = keras.optimizers.Adam(lr)
+    model.compile(optimizer=opt, loss="binary_crossentropy")
+    target = _targets(y["train"], task, n_out)
+    weights = _sample_weights(y["train"], task) if class_weight else None
+    kept, best = [], (-np.inf, 0, None)
+    for epoch in range(1, epochs + 1):
+        if snapshots:
+            opt.learning_rate.assign(lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs)))
+        xt = augment(x["train"], rng, shift, jitter) if (shift or jitter) else x["train"]
+        hist = model.fit(xt, target, sample_weight=weights, epochs=1, batch_size=batch_size, verbose=0)
+        if snapshots and epoch <= epochs - snapshots:
+            say(f"{tag}epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}")
+            continue
+        p_val = predict_tta(model, x["val"], tta)
+        val_auc = _macro_auc(y["val"], p_val, task)
+        say(f"{tag}epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}, validation AUC {val_auc:.4f}")
+        if snapshots:
+            kept.append((p_val, predict_tta(model, x["test"], tta)))      # snapshot kept whatever its score
+        elif val_auc > best[0]:
+            best = (val_auc, epoch, model.get_weights())
+    if snapshots:
+        p_val, p_test = (np.mean([k[i] for k in kept], 0) for i in (0, 1))
+        return p_val, p_test, epochs, _macro_auc(y["val"], p_val, task)
+    model.set_weights(best[2])
+    return predict_tta(model, x["val"], tta), predict_tta(model, x["test"], tta), best[1], best[0]
+
+
+def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: int = 0,
+                  members: int = DEFAULTS["members"], shift: int = DEFAULTS["shift"],
+                  jitter: float = DEFAULTS["jitter"], class_weight: bool = DEFAULTS["class_weight"],
+                  snapshots: int = DEFAULTS["snapshots"], tta: bool = DEFAULTS["tta"], lr: float = DEFAULTS["lr"],
+                  batch_size: int = DEFAULTS["batch_size"], max_side: int = DEFAULTS["max_side"],
+                  progress=None) -> dict:
+    """Train the §4.2 CNN recipe on a MedMNIST-format `.npz` (a path or a MedMNIST name) and score its test split.
 
     Returns the metrics (test_auc, test_acc, test_sensitivity, test_specificity, ..., threshold, val_auc,
-    best_epoch, task, n_train, n_val, n_test, seconds) and the arrays y_val, p_val, y_test, p_test.
+    task, n_train, n_val, n_test, seconds; per_class for multi-class and multi-label) and the arrays
+    y_val, p_val (N_val, outputs), y_test, p_test (N_test, outputs). Member k uses seed `seed` + k.
     Raises FileNotFoundError / ValueError with a one-line message for bad input.
     """
     from mediag.data.medmnist import load
-    from mediag.scratch import build_cnn_keras, cnn_feature_hw, youden_threshold
+    from mediag.scratch import cnn_feature_hw, youden_threshold
 
     say = progress or (lambda message: None)
-    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    _check_options(epochs, members, snapshots, shift, jitter, max_side)
+    snapshots = min(snapshots, epochs)                  # "the last k epochs" of a shorter run: all of them
     t_start = time.perf_counter()
     data = load(npz)
     task, n_out = describe_task(data)
-    shape = data.train_images.shape[1:] if data.train_images.ndim == 4 else (*data.train_images.shape[1:], 1)
+    raw = {s: np.asarray(getattr(data, f"{s}_images")) for s in ("train", "val", "test")}
+    shape = raw["train"].shape[1:] if raw["train"].ndim == 4 else (*raw["train"].shape[1:], 1)
     if min(cnn_feature_hw(shape[:2])) < 1:
         raise ValueError(f"{data.name}: images of {shape[0]}×{shape[1]} pixels are too small for the §4.2 CNN "
                          "(three 3×3 convolutions and two 2×2 poolings need at least 18×18)")
     for s in ("val", "test"):
-        other = getattr(data, f"{s}_images").shape[1:]
-        if other[:2] != shape[:2] or (len(other) == 3 and other[2] != shape[2]):
-            raise ValueError(f"{data.name}: {s}_images are {other}, train_images {data.train_images.shape[1:]}; "
+        other = raw[s].shape[1:]
+        if other[:2] != shape[:2] or (len(other) == 3 and other[2] != shape[2]) or (len(other) == 2 and shape[2] != 1):
+            raise ValueError(f"{data.name}: {s}_images are {other}, train_images {raw['train'].shape[1:]}; "
                              "all splits need the same image size")
-    train_x = np.asarray(data.train_images, dtype=np.float32) / 255.0
-    mean, sd = float(train_x.mean()), float(train_x.std()) or 1.0     # training statistics only
-    x = {s: _inputs(getattr(data, f"{s}_images"), mean, sd) for s in ("train", "val", "test")}
+    raw = {s: resize_images(v, max_side) for s, v in raw.items()}
+    train01 = raw["train"].astype(np.float32).reshape(len(raw["train"]), -1, shape[2]) / 255.0
+    mean, sd = train01.mean((0, 1)), train01.std((0, 1))                 # training statistics only
+    sd[sd == 0] = 1.0
+    x = {s: _inputs(v, mean, sd) for s, v in raw.items()}
     y = {s: np.asarray(getattr(data, f"{s}_labels")) for s in ("train", "val", "test")}
+    hw = x["train"].shape[1:]
     say(f"{data.name}: {task}, {n_out} output(s); {len(y['train'])} / {len(y['val'])} / {len(y['test'])} images "
-        f"of {shape[0]}×{shape[1]}×{shape[2]}")
+        f"of {shape[0]}×{shape[1]}×{shape[2]}" + (f", resized to {hw[0]}×{hw[1]}" if hw[:2] != shape[:2] else ""))
 
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model = build_cnn_keras(tuple(int(v) for v in shape), n_outputs=n_out)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-    target = _targets(y["train"], task, n_out)
-    best = (-np.inf, 0, None)
-    for epoch in range(1, epochs + 1):
-        hist = model.fit(x["train"], target, epochs=1, batch_size=batch_size, verbose=0)
-        val_auc = _macro_auc(y["val"], model.predict(x["val"], verbose=0, batch_size=512), task)
-        say(f"epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}, validation AUC {val_auc:.4f}")
-        if val_auc > best[0]:
-            best = (val_auc, epoch, model.get_weights())
-    model.set_weights(best[2])
-    p_val = model.predict(x["val"], verbose=0, batch_size=512)
-    p_test = model.predict(x["test"], verbose=0, batch_size=512)
+    runs = []
+    for k in range(members):
+        runs.append(train_member(x, y, task, n_out, seed + k, epochs, shift, jitter, class_weight, snapshots, tta,
+                                 lr, batch_size, say, tag=f"network {k + 1}/{members}, " if members > 1 else ""))
+    p_val = np.mean([r[0] for r in runs], 0)
+    p_test = np.mean([r[1] for r in runs], 0)
     thresholds = None
     if task == "binary":
         thresholds = [youden_threshold(y["val"][:, 0], p_val[:, 0])]
@@ -165,10 +310,33 @@ def fit_and_score(npz, epochs: int = 10, seed: int = 0, batch_size: int = 64, pr
                       else 0.5 for k in range(n_out)]
     result = {"file": Path(str(npz)).name, "name": data.name, "task": task, "n_outputs": n_out,
               "n_train": len(y["train"]), "n_val": len(y["val"]), "n_test": len(y["test"]),
-              "epochs": epochs, "seed": seed, "best_epoch": best[1], "val_auc": float(best[0]),
+              "image_shape": [int(v) for v in shape], "input_shape": [int(v) for v in hw],
+              "epochs": epochs, "members": members, "seed": seed, "shift": shift, "jitter": jitter,
+              "class_weight": bool(class_weight), "snapshots": snapshots, "tta": bool(tta),
+              "best_epoch": [r[2] for r in runs] if members > 1 else runs[0][2],
+              "val_auc": _macro_auc(y["val"], p_val, task),
               "threshold": thresholds[0] if task == "binary" else thresholds,
-              **_metrics(y["test"], p_test, task, thresholds),
+              **_metrics(y["test"], p_test, task, thresholds, data.label_names),
               "seconds": time.perf_counter() - t_start,
               "y_val": y["val"], "p_val": p_val, "y_test": y["test"], "p_test": p_test}
-    say(f"done in {result['seconds']:.0f} s (best validation AUC at epoch {best[1]})")
+    say(f"done in {result['seconds']:.0f} s")
     return result
+
+
+def format_result(metrics: dict) -> str:
+    """The CLI's table: one `key  value` line per scalar, then a per-class table when there is one."""
+    scalars = {k: v for k, v in metrics.items() if k != "per_class"}
+    width = max(map(len, scalars))
+    lines = []
+    for key, value in scalars.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else (
+            "[" + ", ".join(f"{v:.3f}" for v in value) + "]" if isinstance(value, list) and value
+            and isinstance(value[0], float) else str(value))
+        lines.append(f"{key.ljust(width)}  {shown}")
+    if metrics.get("per_class"):
+        rows = metrics["per_class"]
+        name_w = max(5, *(len(r["name"]) for r in rows))
+        lines += ["", f"{'class'.ljust(name_w)}  {'n':>5}  {'AUC':>6}  {'sens':>6}  {'spec':>6}  {'PPV':>6}  {'F1':>6}"]
+        lines += [f"{r['name'].ljust(name_w)}  {r['n']:>5}  " + "  ".join(f"{r[k]:6.3f}" for k in
+                  ("auc", "sensitivity", "specificity", "ppv", "f1")) for r in rows]
+    return "\n".join(lines)

@@ -25,22 +25,21 @@ def films():
 
 
 @pytest.fixture(scope="module")
-def binary_npz(tmp_path_factory, films):
-    images, labels = films
-    return _write(tmp_path_factory.mktemp("npz") / "cardiomegaly28.npz", images, labels[:, 2:3].astype(np.int64))
+def binary_npz(tmp_path_factory):
+    return _medmnist_like(tmp_path_factory.mktemp("npz") / "bright28.npz", (180, 60, 60), 28, 1, TASKS["binary"][0])
 
 
 def test_classify_binary_json(binary_npz):
-    """The CLI end to end: JSON on stdout, progress on stderr, a cardiomegaly classifier better than chance."""
+    """The CLI end to end: JSON on stdout, progress on stderr, a classifier well above chance."""
     result = subprocess.run([sys.executable, "-m", "mediag.cli", "classify", "--npz", str(binary_npz), "--epochs", "4",
-                             "--json"], capture_output=True, text=True)
+                             "--members", "1", "--json"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     for key in ("test_auc", "test_acc", "test_sensitivity", "test_specificity", "threshold", "val_auc"):
         assert key in metrics
     assert metrics["task"] == "binary" and metrics["n_test"] == 60
-    assert metrics["test_auc"] > 0.65, metrics                  # 180 training films, 4 epochs: well above chance
-    assert "epoch 1/4" in result.stderr
+    assert metrics["test_auc"] > 0.75, metrics                  # 180 training images, 4 epochs: well above chance
+    assert "epoch 1/4" in result.stderr and metrics["members"] == 1
     assert str(binary_npz.parent) not in result.stdout      # no machine path in the output
 
 
@@ -49,12 +48,86 @@ def test_classify_multiclass_and_multilabel(tmp_path, films):
 
     images, labels = films
     n_findings = np.minimum(labels.sum(1), 2)[:, None]         # 0, 1 or ≥ 2 findings: three classes
-    res = fit_and_score(_write(tmp_path / "count.npz", images, n_findings), epochs=1, seed=0)
+    res = fit_and_score(_write(tmp_path / "count.npz", images, n_findings), epochs=1, members=1, seed=0)
     assert res["task"] == "multi-class" and res["n_outputs"] == 3 and res["threshold"] is None
     assert res["p_test"].shape == (60, 3) and 0 <= res["test_acc"] <= 1
-    res = fit_and_score(_write(tmp_path / "multi.npz", images, labels[:, 1:3]), epochs=1, seed=0)
+    res = fit_and_score(_write(tmp_path / "multi.npz", images, labels[:, 1:3]), epochs=1, members=1, seed=0)
     assert res["task"] == "multi-label" and len(res["threshold"]) == 2
     assert 0 <= res["test_auc"] <= 1 and 0 <= res["test_sensitivity"] <= 1
+
+
+def _medmnist_like(path, n, side, channels, labels_of, seed=0):
+    """A small MedMNIST-format file whose labels are learnable from the images: the mean brightness of
+    image regions decides each label (`labels_of` maps the (n, 4) quadrant means to labels)."""
+    rng = np.random.default_rng(seed)
+    total = sum(n)
+    shape = (total, side, side) + ((channels,) if channels > 1 else ())
+    images = rng.integers(0, 120, shape, dtype=np.uint8)
+    quad = rng.random((total, 4))
+    h = side // 2
+    for q, (r, c) in enumerate(((0, 0), (0, h), (h, 0), (h, h))):
+        images[:, r:r + h, c:c + h] += (quad[:, q] * 120).astype(np.uint8).reshape(-1, 1, 1, *(1,) * (channels > 1))
+    labels = labels_of(quad)
+    cut = np.cumsum(n)[:2]
+    parts = dict(zip(("train", "val", "test"), np.split(np.arange(total), cut), strict=True))
+    np.savez(path, **{f"{s}_images": images[i] for s, i in parts.items()},
+             **{f"{s}_labels": labels[i].astype(np.int64) for s, i in parts.items()})
+    return path
+
+
+TASKS = {   # MedMNIST 2D task types: (labels from quadrant brightness, task, outputs)
+    "binary": (lambda q: (q[:, :1] > 0.5), "binary", 1),                                # PneumoniaMNIST
+    "multi-class": (lambda q: q.argmax(1)[:, None], "multi-class", 4),                  # OrganAMNIST, ...
+    "ordinal": (lambda q: np.minimum((q[:, :1] * 5).astype(int), 4), "multi-class", 5),  # RetinaMNIST grades
+    "multi-label": (lambda q: np.c_[q > 0.5, q[:, :2] > 0.3, np.tile(q[:, :1] > 0.7, (1, 8))], "multi-label", 14),
+}
+
+
+@pytest.mark.parametrize("kind, side, channels", [
+    ("binary", 28, 1), ("binary", 224, 1), ("multi-class", 64, 3), ("multi-class", 128, 1),
+    ("ordinal", 28, 3), ("multi-label", 28, 1), ("multi-label", 64, 3),
+])
+def test_every_medmnist_2d_task_type(tmp_path, kind, side, channels):
+    """Every task type, grey and RGB, 28-224 px: the right task, output count, input size and metrics."""
+    from mediag.classify import fit_and_score, format_result
+
+    labels_of, task, n_out = TASKS[kind]
+    path = _medmnist_like(tmp_path / f"{kind}{side}.npz", (160, 48, 48), side, channels, labels_of)
+    res = fit_and_score(path, epochs=2, members=1, seed=0)
+    assert res["task"] == task and res["n_outputs"] == n_out and res["p_test"].shape == (48, n_out)
+    assert res["image_shape"] == [side, side, channels] and res["input_shape"] == [min(side, 64)] * 2 + [channels]
+    assert 0 <= res["test_acc"] <= 1 and 0 <= res["test_auc"] <= 1
+    if task == "binary":
+        assert "per_class" not in res and isinstance(res["threshold"], float)
+    else:
+        assert len(res["per_class"]) == n_out and {"auc", "sensitivity", "specificity", "ppv", "f1"} <= set(
+            res["per_class"][0])
+        table = format_result({k: v for k, v in res.items() if k not in ("y_val", "p_val", "y_test", "p_test")})
+        assert table.count("\n") >= n_out + 2                               # one row per class
+    if kind in ("binary", "multi-class") and side <= 64:
+        assert res["test_auc"] > 0.75, res["test_auc"]                      # learnable from the pixels
+
+
+def test_json_is_one_object_with_per_class_metrics(tmp_path):
+    path = _medmnist_like(tmp_path / "organ.npz", (120, 30, 30), 28, 1, TASKS["multi-class"][0])
+    result = subprocess.run([sys.executable, "-m", "mediag.cli", "classify", "--npz", str(path), "--epochs", "1",
+                             "--members", "1", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)                                      # one JSON object
+    assert isinstance(metrics, dict) and {"test_auc", "test_acc", "per_class"} <= set(metrics)
+    assert [row["class"] for row in metrics["per_class"]] == [0, 1, 2, 3]
+
+
+def test_augmentation_and_tta_keep_shapes():
+    from mediag.classify import augment, resize_images
+
+    x = np.random.default_rng(0).standard_normal((5, 28, 28, 3)).astype(np.float32)
+    a = augment(x, np.random.default_rng(1), shift=2, jitter=0.1)
+    assert a.shape == x.shape and a.dtype == np.float32 and not np.array_equal(a, x)
+    np.testing.assert_array_equal(augment(x, np.random.default_rng(1), shift=0, jitter=0), x)
+    im = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    assert resize_images(im, 64).shape == (3, 64, 64, 3) and resize_images(im[..., 0], 64).shape == (3, 64, 64)
+    assert resize_images(im, 256) is im
 
 
 def _error_line(capsys, *args):
@@ -102,4 +175,6 @@ def test_too_small_images(capsys, tmp_path):
 
 def test_bad_epochs(capsys, binary_npz):
     code, line = _error_line(capsys, "--npz", str(binary_npz), "--epochs", "0")
-    assert code == 2 and "epochs must be a positive integer" in line
+    assert code == 2 and "epochs must be an integer >= 1" in line
+    code, line = _error_line(capsys, "--npz", str(binary_npz), "--members", "0")
+    assert code == 2 and "members must be an integer >= 1" in line
