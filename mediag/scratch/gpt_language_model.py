@@ -179,7 +179,7 @@ def gpt2_keras(params):
             for ln_1, attn, ln_2, c_fc, c_proj in self.blocks:
                 h = ln_1(x)
                 x = x + attn(h, h, use_causal_mask=True)                   # [N, T, D]
-                x = x + c_proj(keras.ops.gelu(c_fc(ln_2(x)), approximate=True))                       # [N, T, 4D] -> [N, T, D]
+                x = x + c_proj(keras.ops.gelu(c_fc(ln_2(x)), approximate=True))   # [N, T, 4D] -> [N, T, D]
             return self.head(self.ln_f(x))
 
     model = GPT2Keras()
@@ -577,7 +577,8 @@ def check_gpt2_backward(rng):
         arr[i] = old
         numeric.append((sides[0] - sides[1]) / 2e-6)
         analytic.append(ours[name][i])
-    check("gpt2_backward vs finite differences (4 entries)", np.array(analytic), np.array(numeric), rtol=1e-6, atol=1e-9)
+    check("gpt2_backward vs finite differences (4 entries)", np.array(analytic), np.array(numeric),
+          rtol=1e-6, atol=1e-9)
 
 
 @register_check("GPT-2 in Keras = transformers", formula="§3.2.2 GPT-2 forward", direction="forward",
