@@ -49,7 +49,8 @@ def softmax_cross_entropy_grad(logits, labels, reduction="mean"):
 from mediag.verify import check, gradcheck, register_check
 
 
-@register_check("softmax and cross-entropy: NumPy vs PyTorch vs TensorFlow")
+@register_check("softmax and cross-entropy: NumPy vs PyTorch vs TensorFlow", formula="softmax, cross-entropy",
+                direction="forward", reference=("torch", "tf/keras"))
 def check_softmax_frameworks(rng):
     import tensorflow as tf
     import torch
@@ -66,7 +67,8 @@ def check_softmax_frameworks(rng):
           tf.nn.sparse_softmax_cross_entropy_with_logits(tf.constant(y), tf.constant(z)))
 
 
-@register_check("cross-entropy gradient p - onehot(y): finite differences and autograd")
+@register_check("cross-entropy gradient p - onehot(y): finite differences and autograd",
+                formula="softmax, cross-entropy", direction="backward", reference=("finite differences", "torch"))
 def check_softmax_gradient(rng):
     import torch
     import torch.nn.functional as F
