@@ -28,7 +28,7 @@ def cmd_env(args) -> int:
 
 def cmd_verify(args) -> int:
     if args.matrix is not None:
-        from mediag.verify import write_coverage_matrix
+        from mediag.checks import write_coverage_matrix
 
         write_coverage_matrix(args.matrix)
         print(f"mediag verify: coverage matrix written to {args.matrix}")
@@ -40,16 +40,14 @@ def cmd_verify(args) -> int:
         import secrets
 
         seed = secrets.randbelow(2**31)
-    from mediag.verify import select
+    from mediag import checks
 
     try:
-        select(args.only)  # a bad or empty --only fails before the frameworks are set up
+        checks.select(args.only)  # a bad or empty --only fails before the frameworks are set up
     except ValueError as exc:
         raise UserError(str(exc)) from None
     setup(seed=seed)
-    from mediag.verify import run_registered
-
-    report, errors = run_registered(seed, only=args.only)
+    report, errors = checks.run(seed, only=args.only)
     if args.json:
         rows = [
             {"check": r.name, "shape": r.shape, "max_abs_err": r.max_abs_err, "max_rel_err": r.max_rel_err,
