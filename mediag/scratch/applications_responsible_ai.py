@@ -217,7 +217,9 @@ def flip_labels(labels, rate: float, seed: int = 0):
     return np.where(flip, 1 - labels, labels).astype(labels.dtype)
 
 
-@register_check("logistic loss gradient: NumPy vs PyTorch vs TensorFlow autograd (float64)")
+@register_check("logistic loss gradient: NumPy vs PyTorch vs TensorFlow autograd (float64)",
+                formula="L2-regularised logistic loss and its gradient", direction="backward",
+                reference=("torch", "tf/keras"))
 def check_logistic_grad(rng):
     import torch
 
@@ -242,7 +244,8 @@ def check_logistic_grad(rng):
     check("logistic L, dL/dw, dL/db = TensorFlow", ours, np.r_[lf.numpy(), gwf.numpy(), gbf.numpy()])
 
 
-@register_check("Newton logistic regression and AUC vs scikit-learn")
+@register_check("Newton logistic regression and AUC vs scikit-learn", formula="logistic regression fit; AUC (Mann-Whitney)",
+                direction="forward", reference="sklearn")
 def check_logistic_fit_auc(rng):
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
