@@ -53,6 +53,7 @@ import copy
 import datetime as _dt
 import hashlib
 import hmac
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,10 +179,7 @@ class DeidResult:
     options: list[str] = field(default_factory=list)  # the standard's names of the profile and options applied
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for a in self.actions:
-            out[a.action] = out.get(a.action, 0) + 1
-        return dict(sorted(out.items()))
+        return dict(sorted(Counter(a.action for a in self.actions).items()))
 
 
 # -- derived, salted replacements -------------------------------------------------------------------
@@ -735,21 +733,6 @@ def _write(result: DeidResult, dst: Path) -> None:
         raise FileExistsError(f"{dst}: already exists; deid never overwrites, choose a new output folder") from None
 
 
-def deidentify_file(src, dst, salt, dates: str = "shift") -> DeidResult:
-    """Read `src`, write its de-identified copy to `dst` (which must not exist). Returns the result.
-
-    The name `dst` is yours: to name the copy from de-identified identifiers only, use `output_name`.
-    """
-    import pydicom
-
-    src, dst = Path(src), Path(dst)
-    if dst.exists():
-        raise FileExistsError(f"{dst}: already exists; deid never overwrites, choose a new output folder")
-    result = deidentify(pydicom.dcmread(src), salt, dates=dates)
-    _write(result, dst)
-    return result
-
-
 def _safe_part(text: str, missing: str) -> str:
     """One path component: letters, digits, '.', '-', '_' only, at most 64 characters, never hidden."""
     import re
@@ -774,33 +757,6 @@ def _unique(rel: Path, taken: set[str]) -> Path:
         candidate = rel.with_name(f"{rel.stem}_{n}{rel.suffix}")
     taken.add(candidate.as_posix().lower())
     return candidate
-
-
-def _is_image(ds) -> bool:
-    sop = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
-    return "Rows" in ds or "PixelData" in ds or "Image Storage" in sop
-
-
-def check_dicom(path) -> str | None:
-    """Why `path` cannot be de-identified (not DICOM, truncated, ...), or None if it can."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = pydicom.dcmread(path)
-    except InvalidDicomError:
-        return "not a DICOM file (no 'DICM' marker)"
-    except Exception as exc:  # noqa: BLE001 - corrupt headers raise many error types
-        return f"cannot parse the DICOM header ({type(exc).__name__}); the file may be truncated"
-    if _is_image(ds):
-        if "PixelData" not in ds:
-            return "truncated: the header describes an image but the file ends before its pixel data"
-        try:
-            ds.pixel_array  # noqa: B018 - decoding proves the pixel data is complete
-        except Exception as exc:  # noqa: BLE001
-            text = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
-            return f"pixel data cannot be decoded ({text}); the file may be truncated"
-    return None
 
 
 @dataclass
@@ -921,7 +877,7 @@ def deidentify_tree(src, dst, salt, dates: str = "shift", warn=None, keep_names:
     """
     import json
 
-    import pydicom
+    from mediag.dicom import DicomError, validate_file
 
     src, dst = Path(src), Path(dst)
     if dates not in ("shift", "remove"):
@@ -929,33 +885,30 @@ def deidentify_tree(src, dst, salt, dates: str = "shift", warn=None, keep_names:
     _digest(salt, "")  # an empty salt fails before anything is read
     rules = load_blank_rules(blank_pixels) if blank_pixels is not None else None
     files = plan_tree(src, dst)
-    skipped, good = [], []
-    for path in files:
+
+    def skip(rel: Path, reason: str) -> None:
+        skipped.append((rel, reason))
+        if warn:
+            warn(f"skipped {rel}: {reason}")
+
+    skipped, written, entries, sources, taken, n_dicom = [], [], [], {}, set(), 0
+    for path in files:  # each file is read once: validate_file returns the dataset it checked
         rel = Path(path.name) if src.is_file() else path.relative_to(src)
-        problem = check_dicom(path)
-        if problem and src.is_file():
-            raise ValueError(f"{path.name}: {problem}; pass a DICOM file")
-        if problem:
-            skipped.append((rel, problem))
-            if warn:
-                warn(f"skipped {rel}: {problem}")
-        else:
-            good.append((path, rel))
-    if not good:
-        raise ValueError(f"{src}: no DICOM file found among {len(files)} file(s); point IN at DICOM files")
-    dst.mkdir(parents=True, exist_ok=True)
-    written, entries, sources, taken = [], [], {}, set()
-    for path, rel in good:
-        original = pydicom.dcmread(path)
+        try:
+            original = validate_file(path, require_pixels=False)
+        except DicomError as exc:
+            if src.is_file():
+                raise ValueError(f"{path.name}: {exc.reason}; pass a DICOM file") from None
+            skip(rel, exc.reason)
+            continue
+        n_dicom += 1
         rects = rects_for(rules, original, rel)
         try:
             result = deidentify(original, salt, dates=dates, clean_descriptors=clean_descriptors, blank=rects or None)
         except ValueError as exc:  # a rectangle outside this image: never write it half-cleaned
             if src.is_file():
                 raise ValueError(f"{path.name}: {exc}") from None
-            skipped.append((rel, str(exc)))
-            if warn:
-                warn(f"skipped {rel}: {exc}")
+            skip(rel, str(exc))
             continue
         out_rel = _unique(rel if keep_names else output_name(result.dataset), taken)
         _write(result, dst / out_rel)
@@ -965,10 +918,10 @@ def deidentify_tree(src, dst, salt, dates: str = "shift", warn=None, keep_names:
                         "burned_in_text_risk": result.burned_in,
                         "pixels_blanked": [list(r) for r in rects], "counts": result.counts(),
                         "actions": [[a.where, a.tag, a.keyword, a.action, a.rule] for a in result.actions]})
-    reasons: dict[str, int] = {}
-    for rel, why in skipped:
-        key = why if keep_names else _scrub(why, src / rel, (src / rel).resolve(), rel)
-        reasons[key] = reasons.get(key, 0) + 1
+    if not n_dicom:  # nothing was written, so OUT was never created
+        raise ValueError(f"{src}: no DICOM file found among {len(files)} file(s); point IN at DICOM files")
+    dst.mkdir(parents=True, exist_ok=True)
+    reasons = Counter(why if keep_names else _scrub(why, src / rel, (src / rel).resolve(), rel) for rel, why in skipped)
     skip_log = {"count": len(skipped), "reasons": dict(sorted(reasons.items()))}
     if keep_names:
         skip_log["files"] = [[r.as_posix(), why] for r, why in skipped]

@@ -36,7 +36,19 @@ WINDOWS: dict[str, tuple[float, float]] = {
 
 
 class DicomError(ValueError):
-    """A file that cannot be used as a DICOM image: the message names the file, the problem and the fix."""
+    """A file that cannot be used as a DICOM image: the message names the file, the problem and the fix.
+
+    `reason` is the problem alone, without the file's name or the fix (what `mediag deid` records for a
+    skipped file, where names are not written).
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def _problem(path: Path, reason: str, fix: str = "") -> DicomError:
+    return DicomError(f"{path.name}: {reason}" + (f"; {fix}" if fix else ""), reason)
 
 
 @dataclass
@@ -167,11 +179,20 @@ def to_modality_units(stored: np.ndarray, ds) -> np.ndarray:
     return out * slope + intercept
 
 
-def read(path) -> DicomImage:
-    """Read a DICOM file into a DicomImage (pixels in modality units, float64).
+#: the attributes that hold an image's pixels
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
-    Raises FileNotFoundError for a missing path and DicomError (a ValueError) for a file that is not
-    DICOM, is truncated, has no pixel data, or uses a compression no installed plugin decodes.
+
+def validate_file(path, require_pixels: bool = True):
+    """Read `path` with pydicom and prove it usable; return its Dataset (pixel data decoded, and cached).
+
+    `require_pixels=True` (`read`): the file must be an image whose pixel data decodes.
+    `require_pixels=False` (`mediag.deid`): any DICOM object will do (a structured report, a key object
+    selection), but a header that describes an image must have pixel data that decodes, so that a truncated
+    copy is never passed on as if it were whole.
+    Raises FileNotFoundError for a missing path and DicomError (a ValueError, with `.reason`) for a folder, a
+    file that is not DICOM or is truncated, an image without pixel data, or a compression no installed plugin
+    decodes. The file is read once.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -180,39 +201,49 @@ def read(path) -> DicomImage:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file; check the path (examples: mediag.dicom.testdata(name))")
     if path.is_dir():
-        raise DicomError(f"{path}: is a folder, not a DICOM file; pass one file")
+        raise DicomError(f"{path}: is a folder, not a DICOM file; pass one file", "is a folder, not a DICOM file")
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:
-        raise DicomError(
-            f"{path.name}: not a DICOM file (no 'DICM' marker after the 128-byte preamble); pass a DICOM file (.dcm)"
-        ) from None
+        raise _problem(path, "not a DICOM file (no 'DICM' marker)",
+                       "pass a DICOM file (.dcm: 'DICM' after a 128-byte preamble)") from None
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt headers raise many different errors
-        raise DicomError(
-            f"{path.name}: cannot parse the DICOM header ({type(exc).__name__}); the file may be truncated or corrupt"
-        ) from None
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        kind = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
+        raise _problem(path, f"cannot parse the DICOM header ({type(exc).__name__}); "
+                             "the file may be truncated or corrupt") from None
+    kind = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
+    if not any(k in ds for k in PIXEL_KEYWORDS):
         if "Rows" in ds or "Image Storage" in kind:
-            raise DicomError(
-                f"{path.name}: truncated, the header describes an image but the file ends before its pixel data; "
-                "copy or export the file again"
-            )
-        kind = kind or "no image attributes either, so it may be truncated"
-        raise DicomError(f"{path.name}: has no pixel data ({kind}); pass a DICOM image file")
+            raise _problem(path, "truncated: the header describes an image but the file ends before its pixel data",
+                           "copy or export the file again")
+        if require_pixels:
+            raise _problem(path, f"has no pixel data ({kind or 'no image attributes either, so it may be truncated'})",
+                           "pass a DICOM image file")
+        return ds
     try:
-        stored = ds.pixel_array
+        ds.pixel_array  # noqa: B018 - decoding proves the pixel data is complete (pydicom caches the array)
     except Exception as exc:  # noqa: BLE001 - missing decoders and truncated pixel data
         message = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__).rstrip(":")
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         low = message.lower()
         if ts is not None and ts.is_compressed and any(k in low for k in ("plugin", "unable to decompress",
                                                                           "unable to decode")):
-            hint = f"install a pydicom decoder for {ts.name} (e.g. pip install pylibjpeg pylibjpeg-libjpeg)"
+            fix = f"install a pydicom decoder for {ts.name} (e.g. pip install pylibjpeg pylibjpeg-libjpeg)"
         else:
-            hint = "the pixel data may be truncated or corrupt; re-export the file"
-        raise DicomError(f"{path.name}: cannot decode pixel data ({message[:100]}); {hint}") from None
-    pixels = to_modality_units(stored, ds)
+            fix = "the pixel data may be truncated or corrupt; re-export the file"
+        raise _problem(path, f"cannot decode pixel data ({message[:100]})", fix) from None
+    return ds
+
+
+def read(path) -> DicomImage:
+    """Read a DICOM file into a DicomImage (pixels in modality units, float64).
+
+    Raises FileNotFoundError for a missing path and DicomError (a ValueError) for a file that is not
+    DICOM, is truncated, has no pixel data, or uses a compression no installed plugin decodes
+    (`validate_file`).
+    """
+    path = Path(path)
+    ds = validate_file(path, require_pixels=True)
+    pixels = to_modality_units(ds.pixel_array, ds)
     return DicomImage(
         pixels=pixels, dataset=ds, modality=str(ds.get("Modality", "")),
         photometric=str(ds.get("PhotometricInterpretation", "")), spacing_mm=pixel_spacing(ds),
