@@ -1,15 +1,15 @@
-"""Benchmark: `mediag classify` on a synthetic MedMNIST-format file the size of PneumoniaMNIST.
+"""Benchmark: the default `mediag classify` on the shipped real PneumoniaMNIST, 3 seeds.
 
     .venv/bin/python benchmarks/bench_classify.py            # prints, rewrites its section of BENCHMARKS.md
     .venv/bin/python benchmarks/bench_classify.py --no-write # prints only
+    .venv/bin/python benchmarks/bench_classify.py --synthetic  # also the synthetic stand-in (speed only)
 
-The file: 4708 / 524 / 624 synthetic chest films (PneumoniaMNIST's split sizes), rendered at 56 px by
-`mediag.data.chest.render`, area-resized to 28×28 uint8; label 1 = any finding (nodule, effusion, cardiomegaly or
-pneumothorax: "abnormal", prevalence about 0.7; as PneumoniaMNIST, 0 = normal). It is
-written to a temporary folder and deleted afterwards. The command runs as a user would run it, in a
-subprocess (imports included), and its wall time is measured. Target (issue 8): under 2 minutes on
-2 CPU cores for about 5,000 images of 28×28. The real PneumoniaMNIST needs the downloaded file: with
-`data/medmnist/pneumoniamnist.npz` present, `--real` measures it too.
+Each seed runs the command exactly as a user would, in a subprocess (imports included):
+`mediag classify --seed S --json` on `data/medmnist/pneumoniamnist.npz` (3882 / 524 / 624 real films,
+28×28; train trimmed to 388 of 1,214 normal films, see data/README.md), and its wall time is measured.
+Targets (issue 13): test AUC ≥ 0.96 and accuracy ≥ 0.90 in ≤ 60 s wall on 2 CPU cores, against
+MedMNIST v2's ResNet-50 (224) row 0.962 / 0.884 (trained on the full official train split, on a GPU).
+Every choice and the threshold are made on validation; the test split is read once per run.
 """
 
 from __future__ import annotations
@@ -21,80 +21,99 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine_info, markers, parser, publish
+import numpy as np
+from common import machine_info, markers, parser, publish
 
-from mediag.data.medmnist import write_synthetic
+from mediag.classify import DEFAULTS
 
 START, END = markers("classify")
+SEEDS = (0, 100, 200)
+TARGET = {"auc": 0.96, "acc": 0.90, "seconds": 60.0}
 
 
-def run_classify(npz: Path, epochs: int) -> tuple[dict, float]:
+def run_classify(npz: str, seed: int, extra=()) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "mediag.cli", "classify", "--npz", str(npz), "--epochs", str(epochs),
-                          "--json"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "mediag.cli", "classify", "--npz", npz, "--seed", str(seed),
+                          "--json", *extra], capture_output=True, text=True, check=True)
     return json.loads(out.stdout), time.perf_counter() - t0
 
 
-def section(rows: list[tuple[str, dict, float]], epochs: int, gen_seconds: float) -> str:
+def _ms(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def section(runs: list[tuple[int, dict, float]], loads: list[str], synthetic=None) -> str:
     from importlib.metadata import version
 
     info = machine_info()
-
+    auc = [m["test_auc"] for _, m, _ in runs]
+    acc = [m["test_acc"] for _, m, _ in runs]
+    sec = [s for _, _, s in runs]
+    met = {"auc": min(auc) >= TARGET["auc"], "acc": min(acc) >= TARGET["acc"], "seconds": max(sec) <= TARGET["seconds"]}
+    d = DEFAULTS
     lines = [
         START,
-        "## `mediag classify` (notebook 09, `benchmarks/bench_classify.py`)",
+        "## `mediag classify` on the real PneumoniaMNIST (notebook 09, `benchmarks/bench_classify.py`)",
         "",
-        f"The §4.2 CNN (32/64/64 filters, 64 dense units), {epochs} epochs, Adam 1e-3, batch 64, best epoch by "
-        "validation AUC, threshold by Youden's J on validation; wall time of the whole command (imports, loading, "
-        f"training, evaluation); {info['cpus']} CPUs ({info['machine']}), 2 threads, load average {info['load']} "
-        f"while measuring; Python {info['python']}, TensorFlow {version('tensorflow')}, "
-        f"Keras {version('keras')}.",
+        f"The default command, `mediag classify` (the shipped `data/medmnist/pneumoniamnist.npz`): an ensemble of "
+        f"{d['members']} §4.2 CNNs (32/64/64 filters, 64 dense units), each {d['epochs']} epochs of Adam "
+        f"(rate {d['lr']:g}, cosine schedule, batch {d['batch_size']}) on films shifted by up to {d['shift']} px "
+        f"with gain/offset jitter {d['jitter']:g}, class-weighted loss, the mean of its last {d['snapshots']} "
+        "epochs' predictions, each with 9-view shift TTA; threshold by Youden's J on validation; test read once. "
+        f"Wall time of the whole command (imports, checksum, loading, training, evaluation); {info['cpus']} CPUs "
+        f"({info['machine']}); Python {info['python']}, TensorFlow {version('tensorflow')}, Keras {version('keras')}.",
         "",
-        "| data | train / val / test | wall time (s) | test AUC | test ACC | sensitivity | specificity | best epoch |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| seed | load average at start | wall time (s) | test AUC | test ACC | sensitivity | specificity | threshold |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, m, seconds in rows:
-        lines.append(f"| {name} | {m['n_train']} / {m['n_val']} / {m['n_test']} | {seconds:.0f} | "
-                     f"{m['test_auc']:.3f} | {m['test_acc']:.3f} | {m['test_sensitivity']:.3f} | "
-                     f"{m['test_specificity']:.3f} | {m['best_epoch']} |")
-    real = [r for r in rows if r[0].startswith("PneumoniaMNIST")]
+    for (seed, m, s), load in zip(runs, loads, strict=True):
+        lines.append(f"| {seed} | {load} | {s:.0f} | {m['test_auc']:.4f} | {m['test_acc']:.4f} | "
+                     f"{m['test_sensitivity']:.3f} | {m['test_specificity']:.3f} | {m['threshold']:.3f} |")
     lines += [
+        f"| **mean ± sd** | | **{np.mean(sec):.0f} ± {np.std(sec, ddof=1):.0f}** | **{_ms(auc)}** | **{_ms(acc)}** | "
+        f"{_ms([m['test_sensitivity'] for _, m, _ in runs])} | {_ms([m['test_specificity'] for _, m, _ in runs])} | |",
         "",
-        f"Synthetic file: PneumoniaMNIST's split sizes, chest films rendered at 56 px and area-resized to 28×28, "
-        f"label = any finding, i.e. normal vs abnormal (generated in {gen_seconds:.0f} s, not included above). "
-        f"Target: under 2 minutes for about 5,000 images of 28×28 on 2 cores: {rows[0][2]:.0f} s "
-        f"({'met' if rows[0][2] < 120 else 'not met'} on this machine). The synthetic films are far easier "
-        "than real radiographs: this row measures speed, and its AUC says nothing about real data.",
+        f"Targets (issue 13), every seed: test AUC ≥ {TARGET['auc']}: **{'met' if met['auc'] else 'not met'}** "
+        f"(lowest {min(auc):.4f}); accuracy ≥ {TARGET['acc']}: **{'met' if met['acc'] else 'not met'}** "
+        f"(lowest {min(acc):.4f}); ≤ {TARGET['seconds']:.0f} s wall: **{'met' if met['seconds'] else 'not met'}** "
+        f"(longest {max(sec):.0f} s, under the load averages shown; other jobs shared the 2 cores).",
         "",
-        "MedMNIST v2's ResNet-18 (28) row for PneumoniaMNIST is AUC 0.944 / ACC 0.854. "
-        + ("The real file was measured above." if real else
-           "The real PneumoniaMNIST could not be measured here (no network: the file cannot be downloaded), so "
-           "whether the course CNN matches that row is **not known yet**; with the file in `data/medmnist/`, run "
-           "`.venv/bin/python benchmarks/bench_classify.py --real` (or `mediag classify --npz "
-           "data/medmnist/pneumoniamnist.npz`)."),
-        END,
+        "Published results on the official file (MedMNIST v2, test AUC / ACC, all trained on the full official "
+        "train split of 4,708 films): ResNet-18 (28) 0.944 / 0.854, ResNet-50 (224) 0.962 / 0.884, "
+        "AutoKeras 0.947 / 0.878, Google AutoML Vision 0.991 / 0.946. This copy's train split keeps only 388 of "
+        "the 1,214 normal films, so the comparison is, if anything, against us. Notebook 09 measures what each "
+        "step of the recipe adds (its ablation table).",
     ]
+    if synthetic:
+        m, s = synthetic
+        lines += ["", f"Synthetic stand-in (PneumoniaMNIST's split sizes, normal vs any finding, 28×28; far easier "
+                  f"than real films, a speed check only): {s:.0f} s, test AUC {m['test_auc']:.3f}."]
+    lines.append(END)
     return "\n".join(lines)
 
 
 def main() -> int:
+    from common import load_average
+
     ap = parser(__doc__)
-    ap.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
-    ap.add_argument("--real", action="store_true", help="also run data/medmnist/pneumoniamnist.npz")
+    ap.add_argument("--synthetic", action="store_true", help="also time the synthetic stand-in file")
     args = ap.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        npz = Path(tmp) / "synthetic_abnormal28.npz"
-        t0 = time.perf_counter()
-        write_synthetic(npz)
-        gen_seconds = time.perf_counter() - t0
-        metrics, seconds = run_classify(npz, args.epochs)
-        rows.append(("synthetic films, normal vs abnormal", metrics, seconds))
-    if args.real:
-        metrics, seconds = run_classify(ROOT / "data" / "medmnist" / "pneumoniamnist.npz", args.epochs)
-        rows.append(("PneumoniaMNIST (real)", metrics, seconds))
-    text = section(rows, args.epochs, gen_seconds)
-    publish("classify", text, args.no_write)
+    runs, loads = [], []
+    for seed in SEEDS:
+        loads.append(load_average())
+        metrics, seconds = run_classify("pneumoniamnist", seed)
+        print(f"seed {seed}: test AUC {metrics['test_auc']:.4f}, ACC {metrics['test_acc']:.4f}, {seconds:.0f} s "
+              f"(load {loads[-1]})", flush=True)
+        runs.append((seed, metrics, seconds))
+    synthetic = None
+    if args.synthetic:
+        from mediag.data.medmnist import write_synthetic
+
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = write_synthetic(Path(tmp) / "synthetic_abnormal28.npz")
+            synthetic = run_classify(str(npz), 0)
+    publish("classify", section(runs, loads, synthetic), args.no_write)
     return 0
 
 

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 #: keys of the result that are arrays (left out of the CLI's JSON)
-ARRAY_KEYS = ("y_val", "p_val", "y_test", "p_test")
+ARRAY_KEYS = ("y_val", "p_val", "y_test", "p_test", "parts", "models", "standardise")
 #: the default recipe of `fit_and_score` (also what `mediag classify` runs)
 DEFAULTS = {"epochs": 12, "members": 3, "shift": 2, "jitter": 0.1, "class_weight": True, "snapshots": 4,
-            "tta": True, "lr": 2e-3, "batch_size": 64, "max_side": 64}
+            "tta": True, "lr": 2e-3, "batch_size": 64, "max_side": 64, "rotate": 0.0, "zoom": 0.0}
 
 
 def describe_task(data) -> tuple[str, int]:
@@ -103,13 +103,21 @@ def _inputs(images, mean, sd) -> np.ndarray:
     return (x - mean) / sd
 
 
-def augment(x, rng, shift: int = 2, jitter: float = 0.1) -> np.ndarray:
-    """Random training copies of standardised films x (N, H, W, C): each shifted by up to `shift` pixels
-    (edge pixels repeated) and its values scaled by 1 ± `jitter` and offset by ± `jitter`."""
+def augment(x, rng, shift: int = 2, jitter: float = 0.1, rotate: float = 0.0, zoom: float = 0.0) -> np.ndarray:
+    """Random training copies of standardised films x (N, H, W, C): each rotated by up to ± `rotate`
+    degrees and scaled by 1 ± `zoom` about its centre (when given), shifted by up to `shift` pixels
+    (edge pixels repeated), and its values scaled by 1 ± `jitter` and offset by ± `jitter`."""
     n, h, w, _ = x.shape
     out = x
+    if rotate or zoom:
+        import cv2
+
+        angles, scales = rng.uniform(-rotate, rotate, n), rng.uniform(1 - zoom, 1 + zoom, n)
+        out = np.stack([cv2.warpAffine(im, cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), a, z), (w, h),
+                                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(im.shape)
+                        for im, a, z in zip(out, angles, scales)])
     if shift:
-        padded = np.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
+        padded = np.pad(out, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
         dy, dx = rng.integers(0, 2 * shift + 1, n), rng.integers(0, 2 * shift + 1, n)
         rows = (dy[:, None] + np.arange(h))[:, :, None]
         cols = (dx[:, None] + np.arange(w))[:, None, :]
@@ -213,12 +221,14 @@ def _check_options(epochs, members, snapshots, shift, jitter, max_side):
 
 def train_member(x, y, task: str, n_out: int, seed: int, epochs: int, shift: int, jitter: float,
                  class_weight: bool, snapshots: int, tta: bool, lr: float, batch_size: int,
-                 say=lambda m: None, tag: str = ""):
-    """Train one §4.2 CNN; returns (p_val, p_test, best_epoch, val_auc) for x/y dicts of "train", "val", "test".
+                 say=lambda m: None, tag: str = "", rotate: float = 0.0, zoom: float = 0.0) -> dict:
+    """Train one §4.2 CNN on x/y dicts of "train", "val", "test" (x: (N, H, W, C), y: (N, L)).
 
-    With `snapshots` > 0: cosine learning rate, and the mean prediction of the last `snapshots` epochs;
-    with 0: constant rate, the epoch with the best validation AUC. The test films are predicted only with
-    the weights that the validation choice keeps (after training).
+    With `snapshots` > 0: cosine learning rate, and the kept prediction is the mean over the last
+    `snapshots` epochs; with 0: constant rate, the epoch with the best validation AUC. Returns
+    {"p_val", "p_test": (N, outputs) kept predictions, "best_epoch", "val_auc", "parts"}; `parts` holds,
+    for an ablation, each snapshot's predictions without and with test-time augmentation
+    ({"plain": {"val": [...], "test": [...]}, "tta": {...}}). The choices use validation only.
     """
     import keras
 
@@ -231,27 +241,41 @@ def train_member(x, y, task: str, n_out: int, seed: int, epochs: int, shift: int
     model.compile(optimizer=opt, loss="binary_crossentropy")
     target = _targets(y["train"], task, n_out)
     weights = _sample_weights(y["train"], task) if class_weight else None
-    kept, best = [], (-np.inf, 0, None)
+    parts = {"plain": {"val": [], "test": []}, "tta": {"val": [], "test": []}}
+    best = (-np.inf, 0, None)
     for epoch in range(1, epochs + 1):
         if snapshots:
             opt.learning_rate.assign(lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs)))
-        xt = augment(x["train"], rng, shift, jitter) if (shift or jitter) else x["train"]
+        xt = augment(x["train"], rng, shift, jitter, rotate, zoom) if (shift or jitter or rotate or zoom) else x["train"]
         hist = model.fit(xt, target, sample_weight=weights, epochs=1, batch_size=batch_size, verbose=0)
         if snapshots and epoch <= epochs - snapshots:
             say(f"{tag}epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}")
             continue
-        p_val = predict_tta(model, x["val"], tta)
+        if snapshots:                                   # a snapshot is kept by rule (the last epochs), not by score
+            for kind in ("plain", "tta"):
+                if kind == "plain" or tta:
+                    for split in ("val", "test"):
+                        parts[kind][split].append(predict_tta(model, x[split], kind == "tta"))
+            p_val = parts["tta" if tta else "plain"]["val"][-1]
+        else:
+            p_val = predict_tta(model, x["val"], tta)
         val_auc = _macro_auc(y["val"], p_val, task)
         say(f"{tag}epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}, validation AUC {val_auc:.4f}")
-        if snapshots:
-            kept.append((p_val, predict_tta(model, x["test"], tta)))      # snapshot kept whatever its score
-        elif val_auc > best[0]:
+        if not snapshots and val_auc > best[0]:
             best = (val_auc, epoch, model.get_weights())
     if snapshots:
-        p_val, p_test = (np.mean([k[i] for k in kept], 0) for i in (0, 1))
-        return p_val, p_test, epochs, _macro_auc(y["val"], p_val, task)
+        kind = "tta" if tta else "plain"
+        p_val, p_test = (np.mean(parts[kind][split], 0) for split in ("val", "test"))
+        return {"p_val": p_val, "p_test": p_test, "best_epoch": epochs, "val_auc": _macro_auc(y["val"], p_val, task),
+                "parts": parts, "model": model}
     model.set_weights(best[2])
-    return predict_tta(model, x["val"], tta), predict_tta(model, x["test"], tta), best[1], best[0]
+    for kind in ("plain", "tta"):
+        if kind == "plain" or tta:
+            for split in ("val", "test"):
+                parts[kind][split].append(predict_tta(model, x[split], kind == "tta"))
+    kind = "tta" if tta else "plain"
+    return {"p_val": parts[kind]["val"][0], "p_test": parts[kind]["test"][0], "best_epoch": best[1],
+            "val_auc": best[0], "parts": parts, "model": model}
 
 
 def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: int = 0,
@@ -259,12 +283,14 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
                   jitter: float = DEFAULTS["jitter"], class_weight: bool = DEFAULTS["class_weight"],
                   snapshots: int = DEFAULTS["snapshots"], tta: bool = DEFAULTS["tta"], lr: float = DEFAULTS["lr"],
                   batch_size: int = DEFAULTS["batch_size"], max_side: int = DEFAULTS["max_side"],
-                  progress=None) -> dict:
+                  rotate: float = DEFAULTS["rotate"], zoom: float = DEFAULTS["zoom"], progress=None) -> dict:
     """Train the §4.2 CNN recipe on a MedMNIST-format `.npz` (a path or a MedMNIST name) and score its test split.
 
     Returns the metrics (test_auc, test_acc, test_sensitivity, test_specificity, ..., threshold, val_auc,
     task, n_train, n_val, n_test, seconds; per_class for multi-class and multi-label) and the arrays
-    y_val, p_val (N_val, outputs), y_test, p_test (N_test, outputs). Member k uses seed `seed` + k.
+    y_val, p_val (N_val, outputs), y_test, p_test (N_test, outputs), and `parts` (one per member: its
+    snapshots' predictions without and with TTA, see `train_member`), `models` (the Keras networks) and
+    `standardise` (for `predict` on new images). Member k uses seed `seed` + k.
     Raises FileNotFoundError / ValueError with a one-line message for bad input.
     """
     from mediag.data.medmnist import load
@@ -299,9 +325,10 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
     runs = []
     for k in range(members):
         runs.append(train_member(x, y, task, n_out, seed + k, epochs, shift, jitter, class_weight, snapshots, tta,
-                                 lr, batch_size, say, tag=f"network {k + 1}/{members}, " if members > 1 else ""))
-    p_val = np.mean([r[0] for r in runs], 0)
-    p_test = np.mean([r[1] for r in runs], 0)
+                                 lr, batch_size, say, tag=f"network {k + 1}/{members}, " if members > 1 else "",
+                                 rotate=rotate, zoom=zoom))
+    p_val = np.mean([r["p_val"] for r in runs], 0)
+    p_test = np.mean([r["p_test"] for r in runs], 0)
     thresholds = None
     if task == "binary":
         thresholds = [youden_threshold(y["val"][:, 0], p_val[:, 0])]
@@ -312,15 +339,26 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
               "n_train": len(y["train"]), "n_val": len(y["val"]), "n_test": len(y["test"]),
               "image_shape": [int(v) for v in shape], "input_shape": [int(v) for v in hw],
               "epochs": epochs, "members": members, "seed": seed, "shift": shift, "jitter": jitter,
-              "class_weight": bool(class_weight), "snapshots": snapshots, "tta": bool(tta),
-              "best_epoch": [r[2] for r in runs] if members > 1 else runs[0][2],
+              "rotate": rotate, "zoom": zoom, "class_weight": bool(class_weight), "snapshots": snapshots, "tta": bool(tta),
+              "best_epoch": [r["best_epoch"] for r in runs] if members > 1 else runs[0]["best_epoch"],
               "val_auc": _macro_auc(y["val"], p_val, task),
               "threshold": thresholds[0] if task == "binary" else thresholds,
               **_metrics(y["test"], p_test, task, thresholds, data.label_names),
               "seconds": time.perf_counter() - t_start,
-              "y_val": y["val"], "p_val": p_val, "y_test": y["test"], "p_test": p_test}
+              "y_val": y["val"], "p_val": p_val, "y_test": y["test"], "p_test": p_test,
+              "parts": [r["parts"] for r in runs], "models": [r["model"] for r in runs],
+              "standardise": (mean, sd, int(max_side))}
     say(f"done in {result['seconds']:.0f} s")
     return result
+
+
+def predict(result: dict, images, tta: bool | None = None) -> np.ndarray:
+    """Probabilities (N, outputs) of new uint8 images (N, H, W[, C]) from a `fit_and_score` result: the same
+    resizing, training-set standardisation, TTA (by default as trained) and ensemble mean."""
+    mean, sd, max_side = result["standardise"]
+    x = _inputs(resize_images(images, max_side), mean, sd)
+    tta = result["tta"] if tta is None else tta
+    return np.mean([predict_tta(model, x, tta) for model in result["models"]], 0)
 
 
 def format_result(metrics: dict) -> str:

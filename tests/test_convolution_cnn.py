@@ -135,7 +135,8 @@ def test_bad_input_gives_one_clear_message(call, message):
 def test_registered_checks_pass_on_fresh_inputs():
     from mediag.scratch import convolution_cnn as mod
 
-    for fn in (mod.check_conv2d_seed, mod.check_conv2d, mod.check_conv2d_backward, mod.check_max_pool2d, mod.check_cnn):
+    for fn in (mod.check_conv2d_seed, mod.check_conv2d, mod.check_conv2d_backward, mod.check_max_pool2d,
+               mod.check_max_pool2d_backward, mod.check_cnn):
         fn(np.random.default_rng(7))
 
 

@@ -1,8 +1,8 @@
 """Notebooks 08 and 09 with `DATASET` set to a MedMNIST-format file (`mediag run -p DATASET=...`).
 
-The stored notebooks keep `DATASET = "synthetic"` (no MedMNIST file can be downloaded where their
-outputs are made), so nbval never runs the real-data branch: these tests do, on a local
-MedMNIST-format file of synthetic films written by `mediag.data.medmnist.write_synthetic`.
+Notebook 09 is stored with `DATASET = "pneumoniamnist"` (the real file shipped in data/medmnist/) and
+notebook 08 with "synthetic"; these tests run both on another MedMNIST-format file, one of synthetic
+films written by `mediag.data.medmnist.write_synthetic`, so the `DATASET` path works for any file.
 """
 
 
