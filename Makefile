@@ -43,7 +43,7 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mediag needs Python 3.11 (set PYTHON=...)")'
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'  # the lock pins the dev extra's tools too
 	@touch $(STAMP)
 
 run: $(STAMP)
