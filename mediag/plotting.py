@@ -1,10 +1,16 @@
-"""One plotting style for the course: image grids, heat-map overlays, feature maps, loss curves.
+"""One plotting style for the course: image grids, heat-map overlays, loss curves.
 
 Medical images are shown in grey with the window named in the title; every function returns the
 figure so a notebook ends its cell with `plt.show()` (no figure repr in the stored output).
+
+Importing this module changes no matplotlib setting: each function draws its own figure in the
+course style (`STYLE`), and `use_style()` (or `mediag.repro.setup(plot_style=True)`) applies the
+style to every later figure, a notebook's own `plt.subplots` included.
 """
 
 from __future__ import annotations
+
+import functools
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,11 +30,19 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the course style (small figures, grey images, no top/right spines)."""
+    """Apply the course style (small figures, grey images, no top/right spines) to every later figure."""
     plt.rcParams.update(STYLE)
 
 
-use_style()
+def _styled(fn):
+    """Draw `fn`'s figure in the course style whatever the global settings (they are left unchanged)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _grid(n: int, cols: int | None, size: float):
@@ -40,6 +54,7 @@ def _grid(n: int, cols: int | None, size: float):
     return fig, axes.flat[:n]
 
 
+@_styled
 def image_grid(images, titles=None, cols=None, size=2.2, vmin=None, vmax=None, aspects=None, suptitle=None):
     """Show 2-D images (or H×W×3 colour) in a grid. `aspects`: per-image aspect ratio (row/column spacing)."""
     images = list(images)
@@ -56,6 +71,7 @@ def image_grid(images, titles=None, cols=None, size=2.2, vmin=None, vmax=None, a
     return fig
 
 
+@_styled
 def overlay(image, heat, ax=None, alpha=0.45, title=None, cmap="jet"):
     """A grey image with a heat map (e.g. Grad-CAM, attention) on top, heat scaled to [0, 1]."""
     if ax is None:
@@ -73,20 +89,7 @@ def overlay(image, heat, ax=None, alpha=0.45, title=None, cmap="jet"):
     return ax.figure
 
 
-def feature_maps(maps, cols=8, size=1.2, title=None):
-    """Channels of one feature map (H, W, C) side by side, each scaled on its own."""
-    maps = np.asarray(maps)
-    fig, axes = _grid(maps.shape[-1], cols, size)
-    for c, ax in enumerate(axes):
-        ax.imshow(maps[..., c], cmap="viridis")
-        ax.set_title(f"ch {c}", fontsize=7)
-        ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
+@_styled
 def loss_curve(history: dict, title="training", xlabel="epoch", ylabel="loss", ax=None):
     """Curves from a dict of name -> list of values (e.g. {'train': [...], 'validation': [...]})."""
     if ax is None:

@@ -8,7 +8,15 @@ Why each step matters for the stored notebook outputs:
 - thread caps: BLAS and OpenCV may start more threads than the machine has cores, which is slower
   and changes the summation order of float reductions (and therefore the last printed digits);
 - determinism flags: PyTorch and TensorFlow otherwise may pick non-deterministic kernels;
-- quiet TensorFlow: its start-up log lines would land in a cell's stderr and break nbval.
+- quiet TensorFlow: its start-up log lines would land in a cell's stderr and break nbval;
+- known deprecation warnings of the frameworks' own code are filtered by module (`THIRD_PARTY`), never
+  every DeprecationWarning: a notebook that calls a deprecated API itself still sees the warning;
+- `plot_style=True`: the course's matplotlib style (`mediag.plotting.STYLE`) for every later figure.
+
+Importing `mediag` or any of its modules changes nothing (no environment variable, no matplotlib
+setting, no warning filter): `setup()` does it, explicitly. TensorFlow reads its environment
+variables only at its first import, so `setup()` (which imports it through `import_tensorflow`)
+must come before any `import tensorflow`; the Makefile also exports them for every command.
 """
 
 from __future__ import annotations
@@ -23,6 +31,17 @@ import numpy as np
 
 #: environment that must be in place before TensorFlow is first imported
 QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+#: the frameworks whose own DeprecationWarnings `setup()` filters (a regular expression over the module a
+#: warning is attributed to): they warn about their internals, which the course cannot change
+THIRD_PARTY = (r"(tensorflow|tf_keras|keras|absl|google\.protobuf|h5py|ml_dtypes|torch|transformers|huggingface_hub|"
+               r"tokenizers|jupyter_client|ipykernel|traitlets|matplotlib|pydicom|sklearn|nbformat|nbclient)(\.|$)")
+
+
+def quiet_known_warnings() -> None:
+    """Ignore DeprecationWarnings raised by the frameworks' own code (`THIRD_PARTY`), and only those."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=THIRD_PARTY)
 
 
 def quiet_tensorflow() -> None:
@@ -62,13 +81,17 @@ def import_tensorflow():
     return tensorflow
 
 
-def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool = True) -> dict:
+def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool = True,
+          plot_style: bool = False) -> dict:
     """Seed Python, NumPy, PyTorch and TensorFlow; cap threads; turn on deterministic kernels.
 
     `torch` / `tensorflow` set to False skip importing that framework (a notebook that does not
-    need TensorFlow starts faster). Returns the settings, for printing.
+    need TensorFlow starts faster). Also sets TensorFlow's quiet environment (`quiet_tensorflow`) and
+    filters the frameworks' known DeprecationWarnings (`quiet_known_warnings`); `plot_style=True`
+    applies the course's matplotlib style to every later figure. Returns the settings, for printing.
     """
     quiet_tensorflow()
+    quiet_known_warnings()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     random.seed(seed)
@@ -104,7 +127,10 @@ def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool 
         _tf.config.experimental.enable_op_determinism()
         _tf.get_logger().setLevel("ERROR")
         settings["tensorflow"] = _tf.__version__
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if plot_style:
+        from mediag.plotting import use_style
+
+        use_style()
     return settings
 
 

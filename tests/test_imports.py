@@ -141,3 +141,42 @@ def test_no_import_cycle():
 def test_scheduled_cycle_is_gone(component):
     graph = import_graph()
     assert component not in cycles(graph), describe(component, graph)
+
+
+def test_importing_the_package_changes_nothing():
+    """No environment variable, matplotlib setting or DeprecationWarning filter at import: setup() does it."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import os, warnings
+import matplotlib as mpl
+env, rc = dict(os.environ), dict(mpl.rcParams)
+deprecation = lambda: [f for f in warnings.filters if issubclass(DeprecationWarning, f[2]) and f[0] == "ignore"]
+filters = deprecation()
+import mediag, mediag.repro, mediag.plotting, mediag.verify, mediag.checks, mediag.dicom, mediag.deid
+assert dict(os.environ) == env, sorted(set(os.environ) ^ set(env))
+assert dict(mpl.rcParams) == rc, [k for k in rc if rc[k] != mpl.rcParams[k]]
+assert deprecation() == filters, deprecation()
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
+
+
+def test_setup_filters_only_known_deprecations():
+    import warnings
+
+    from mediag import repro
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        repro.quiet_known_warnings()
+        assert all(f[3] is not None for f in warnings.filters if f[2] is DeprecationWarning and f[0] == "ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            repro.quiet_known_warnings()
+            warnings.warn_explicit("old", DeprecationWarning, "x.py", 1, module="tensorflow.python.ops")
+            warnings.warn_explicit("old", DeprecationWarning, "nb.py", 1, module="__main__")
+        assert [str(w.message) for w in caught] == ["old"]  # the notebook's own call still warns
