@@ -115,13 +115,27 @@ class Report:
         return f"verification report: {self.n_passed} passed, {self.n_failed} failed"
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{c}</th>" for c in self._header())
-        body = []
-        for cells in self._cells():
-            tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells[:-1])
-            body.append(f"<tr>{tds}<td><b>{cells[-1]}</b></td></tr>")
-        summary = f"<p>{self.n_passed} passed, {self.n_failed} failed</p>"
-        return f"<table><tr>{head}</tr>{''.join(body)}</table>{summary}"
+        return _html_template().render(header=self._header(), rows=list(self._cells()), passed=self.n_passed,
+                                       failed=self.n_failed)
+
+
+def _html_template():
+    """templates/verify/report.html.j2, loaded once (jinja2 is imported only when a table is shown)."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        from pathlib import Path
+
+        import jinja2
+
+        folder = Path(__file__).resolve().parent / "templates" / "verify"
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=False,
+                                 undefined=jinja2.StrictUndefined)
+        env.filters["esc"] = lambda value: html.escape(str(value))
+        _TEMPLATE = env.get_template("report.html.j2")
+    return _TEMPLATE
+
+
+_TEMPLATE = None
 
 
 #: what a row or the coverage matrix shows for a check registered without formula, direction or reference
@@ -155,9 +169,23 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0.0) -> None:
-    """Assert `ours` equals `reference` within `atol + rtol * |reference|` and record a row.
+def _passes(ours: np.ndarray, reference: np.ndarray, rtol: float, atol: float) -> bool:
+    """The PASS rule of `check` (see there). Elements that are exactly equal (infinities included) pass."""
+    if atol:
+        return bool(np.allclose(ours, reference, rtol=rtol, atol=atol, equal_nan=False))
+    x, y = ours.astype(np.float64), reference.astype(np.float64)
+    unequal = x != y  # NaN != NaN: a NaN never passes
+    return rel_error(x[unequal], y[unequal]) <= rtol
 
+
+def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0.0) -> None:
+    """Assert `ours` equals `reference` within the tolerance and record a row.
+
+    PASS rule. With `atol == 0` (the default) the row's "max rel err" column decides: PASS when
+    `max rel err <= rtol`, the relative error being CS231n's `|x - y| / max(1e-8, |x| + |y|)` (`rel_error`).
+    With `atol > 0` (for values that are near zero, where a relative error means nothing) an element
+    passes when `|ours - reference| <= atol + rtol * |reference|` (NumPy's `allclose`), and the row passes
+    when every element does; the tolerance column then reads "rtol + atol".
     `rtol` defaults to 1e-10 for float64 and 1e-5 for float32 (the looser of the two inputs).
     Integer and boolean arrays must match exactly. The row is in `report().rows`; nothing is
     returned, so a check as the last line of a cell prints nothing.
@@ -172,12 +200,14 @@ def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0
     diff = np.abs(ours_a.astype(np.float64) - ref_a.astype(np.float64))
     max_abs = float(diff.max(initial=0.0))
     max_rel = rel_error(ours_a, ref_a)
-    ok = bool(np.allclose(ours_a, ref_a, rtol=rtol, atol=atol, equal_nan=False))
+    ok = _passes(ours_a, ref_a, rtol, atol)
     tol = f"{rtol:.0e}" + (f" + {atol:.0e}" if atol else "")
     row = Row(name, _shape_text(ours_a), max_abs, max_rel, tol, ok)
     REPORT.add(row)
     if not ok:
-        np.testing.assert_allclose(ours_a, ref_a, rtol=rtol, atol=atol, err_msg=name)
+        rule = (f"|ours - reference| > {atol:.0e} + {rtol:.0e} * |reference| somewhere (max abs err {max_abs:.2e})"
+                if atol else f"max rel err {max_rel:.2e} > rtol {rtol:.0e}")
+        raise AssertionError(f"{name}: {rule} (shape {_shape_text(ours_a)})")
 
 
 def check_true(name: str, condition: bool, detail: str = "") -> None:

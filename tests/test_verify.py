@@ -155,3 +155,34 @@ def test_committed_coverage_matrix_is_the_generated_one():
 
     assert committed.read_text(encoding="utf-8") == checks.coverage_matrix(), (
         "docs/VERIFICATION.md is stale: regenerate it with `mediag verify --matrix` (after `make export`)")
+
+
+def test_relative_error_column_decides_pass_when_atol_is_zero():
+    ref = np.array([1.0, 2.0, 1e-3])
+    ours = ref * (1 + np.array([0.0, 0.0, 1.5e-10]))  # rel err about 7.5e-11: within 1e-10, as the column says
+    verify.check("rel err within rtol", ours, ref)
+    row = verify.report().rows[-1]
+    assert row.passed and row.max_rel_err <= 1e-10
+    with pytest.raises(AssertionError, match="max rel err .* > rtol 1e-10"):
+        verify.check("rel err beyond rtol", ref * (1 + 3e-10), ref)
+    row = verify.report().rows[-1]
+    assert not row.passed and row.max_rel_err > 1e-10
+
+
+def test_atol_keeps_allclose_semantics_and_equal_infinities_pass():
+    verify.check("near zero with atol", np.array([1e-12, 1.0]), np.array([0.0, 1.0]), atol=1e-10)
+    with pytest.raises(AssertionError, match=r"\|ours - reference\|"):
+        verify.check("beyond atol", np.array([1e-9, 1.0]), np.array([0.0, 1.0]), atol=1e-10)
+    verify.check("masked logits", np.array([-np.inf, 0.5]), np.array([-np.inf, 0.5]))
+    with pytest.raises(AssertionError):
+        verify.check("nan never passes", np.array([np.nan]), np.array([np.nan]))
+
+
+def test_html_table_is_byte_for_byte_what_notebooks_store():
+    rep = verify.Report()
+    rep.add(verify.Row("claim: ResNet-18's \"0.944\" <b>", "-", 0.0, 0.0, "auc ≥ 0.944", True))
+    assert rep._repr_html_() == (
+        "<table><tr><th>check</th><th>shape</th><th>max abs err</th><th>max rel err</th><th>rtol + atol</th>"
+        "<th>result</th></tr><tr><td>claim: ResNet-18&#x27;s &quot;0.944&quot; &lt;b&gt;</td><td>-</td>"
+        "<td>0.0e+00</td><td>0.0e+00</td><td>auc ≥ 0.944</td><td><b>PASS</b></td></tr></table>"
+        "<p>1 passed, 0 failed</p>")
