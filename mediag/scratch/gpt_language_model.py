@@ -437,7 +437,7 @@ def lm_generate(prompt_ids, params, max_new_tokens, rng=None, temperature=0.0, t
     return np.array(ids)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 85
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 88
 def load_language_model(name_or_path, offline=None, cache_dir=None):
     """(tokenizer, GPT2LMHeadModel in eval mode) from a folder written by save_pretrained, or a hub name."""
     import os
@@ -488,7 +488,7 @@ def generate_report(prompts, tokenizer, model, max_new_tokens=60):
     return texts[0] if isinstance(prompts, str) else texts
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 91
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 94
 @register_check("language-model loss: NumPy vs PyTorch vs Keras vs transformers", formula="§3.2.2 language-model loss",
                 direction="forward", reference=("loops", "torch", "tf/keras", "transformers"))
 def check_lm_loss(rng):
@@ -516,7 +516,7 @@ def check_lm_loss(rng):
     check("lm_loss mean vs GPT2LMHeadModel loss", lm_loss(out.logits.detach().numpy(), x, "mean"), out.loss)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 92
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 95
 @register_check("language-model loss gradient p - onehot: finite differences and autograd",
                 formula="§3.2.2 language-model loss", direction="backward", reference=("finite differences", "torch"))
 def check_lm_loss_grad(rng):
@@ -553,7 +553,7 @@ def check_gpt2_forward(rng):
     check("gpt2_forward vs transformers logits", ours, model(torch.from_numpy(x)).logits, atol=1e-12)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 93
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 96
 def _random_gpt2(rng, max_layers=2):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -572,15 +572,15 @@ def _random_gpt2(rng, max_layers=2):
     return model, x
 
 
-@register_check("GPT-2 backward = PyTorch", formula="§3.2.2 GPT-2 language-model loss", direction="backward",
-                reference=("torch", "finite differences"))
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 97
+@register_check("GPT-2 backward = PyTorch autograd", formula="§3.2.2 GPT-2 language-model loss",
+                direction="backward", reference="torch")
 def check_gpt2_backward(rng):
     import torch
     import torch.nn.functional as F
 
     model, x = _random_gpt2(rng)
-    params = gpt2_params_from_transformers(model)
-    loss, grads = gpt2_backward(x, params)
+    loss, grads = gpt2_backward(x, gpt2_params_from_transformers(model))
     z = model(torch.from_numpy(x)).logits
     loss_t = F.cross_entropy(z[:, :-1].reshape(-1, z.shape[-1]), torch.from_numpy(x[:, 1:].reshape(-1)))
     loss_t.backward()
@@ -588,6 +588,15 @@ def check_gpt2_backward(rng):
     ours = gpt2_named(grads)
     for name, p in model.named_parameters():
         check(f"d loss / d {name} vs torch autograd", ours[name], p.grad, atol=1e-13 * float(p.grad.abs().max()))
+
+
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 98
+@register_check("GPT-2 backward = finite differences", formula="§3.2.2 GPT-2 language-model loss",
+                direction="backward", reference="finite differences")
+def check_gpt2_backward_fd(rng):
+    model, x = _random_gpt2(rng)
+    params = gpt2_params_from_transformers(model)
+    ours = gpt2_named(gpt2_backward(x, params)[1])
     names = [n for n in gpt2_named(params) if n != "lm_head.weight" or not params["tied"]]
     analytic, numeric = [], []
     for name in rng.choice(names, size=4, replace=False):
