@@ -28,8 +28,8 @@ def _stack_gates(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
 
 def _gates(hx, W, b, Hd):
     a = hx @ W.T + b  # [N, Hd + D] -> [N, 4 Hd]
-    return (sigmoid(a[:, :Hd]), sigmoid(a[:, Hd:2 * Hd]),  # f_t, i_t
-            np.tanh(a[:, 2 * Hd:3 * Hd]), sigmoid(a[:, 3 * Hd:]))  # C~_t, o_t
+    fi = sigmoid(a[:, :2 * Hd])  # f_t and i_t are adjacent: one call for both
+    return fi[:, :Hd], fi[:, Hd:], np.tanh(a[:, 2 * Hd:3 * Hd]), sigmoid(a[:, 3 * Hd:])  # f_t, i_t, C~_t, o_t
 
 
 def lstm_step(x_t, h_prev, c_prev, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
@@ -41,12 +41,13 @@ def lstm_step(x_t, h_prev, c_prev, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
 
 
 # Defined in notebooks/05_lstm.ipynb, cell 10
-def lstm_forward(x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
+def lstm_forward(x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, return_cache=False):
     """Run §3.1.3 over a batch of sequences.
 
     x (N, T, D), h0 and c0 (N, Hd); each W_* is (Hd, Hd + D) acting on the concatenation
     [h_{t-1}, x_t] (h first, as in the source); each b_* is (Hd,).
-    Returns (H, C), both (N, T, Hd): h_1..h_T and C_1..C_T.
+    Returns (H, C), both (N, T, Hd): h_1..h_T and C_1..C_T. With return_cache=True, (H, C, cache):
+    the per-step values `lstm_backward(..., cache=cache)` needs, so training runs the forward pass once.
     """
     x = np.asarray(x, dtype=np.float64)
     _check_lstm_shapes(x, h0, c0, (W_f, W_i, W_C, W_o), (b_f, b_i, b_C, b_o))
@@ -54,13 +55,17 @@ def lstm_forward(x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
     Hd = len(b_f)
     W, b = _stack_gates(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o)
     h, c = np.asarray(h0, dtype=np.float64), np.asarray(c0, dtype=np.float64)
-    H, C = np.empty((N, T, Hd)), np.empty((N, T, Hd))
+    H, C, cache = np.empty((N, T, Hd)), np.empty((N, T, Hd)), []
     for t in range(T):
-        f, i, C_tilde, o = _gates(np.concatenate([h, x[:, t]], axis=1), W, b, Hd)
-        c = f * c + i * C_tilde  # [N, Hd], element-wise products
-        h = o * np.tanh(c)
+        hx = np.concatenate([h, x[:, t]], axis=1)  # [h_{t-1}, x_t]
+        f, i, C_tilde, o = _gates(hx, W, b, Hd)
+        c_prev, c = c, f * c + i * C_tilde  # [N, Hd], element-wise products
+        tanh_c = np.tanh(c)
+        h = o * tanh_c
         H[:, t], C[:, t] = h, c
-    return H, C
+        if return_cache:
+            cache.append((hx, f, i, C_tilde, o, c_prev, tanh_c))
+    return (H, C, cache) if return_cache else (H, C)
 
 
 # Defined in notebooks/05_lstm.ipynb, cell 11
@@ -143,17 +148,18 @@ def _unstack_gates(dW, db, Hd):
 
 
 # Defined in notebooks/05_lstm.ipynb, cell 20
-def lstm_backward(dH, x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, dC_last=None):
-    """Gradients of a loss through `lstm_forward` (it reruns the forward pass to get the gates).
+def lstm_backward(dH, x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, dC_last=None, cache=None):
+    """Gradients of a loss through `lstm_forward` (it reruns the forward pass for the gates unless given `cache`).
 
     dH (N, T, Hd): the gradient reaching each h_t from outside the recurrence; dC_last (N, Hd): the
-    gradient at C_T (optional). Returns a dict with keys x, h0, c0, W_f, W_i, W_C, W_o, b_f, ... b_o.
+    gradient at C_T (optional); cache: what `lstm_forward(..., return_cache=True)` returned for the
+    same inputs (optional). Returns a dict with keys x, h0, c0, W_f, W_i, W_C, W_o, b_f, ... b_o.
     """
     x = np.asarray(x, dtype=np.float64)
     N, T, _ = x.shape
     Hd = len(b_f)
     W, b = _stack_gates(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o)
-    cache = _lstm_cache(x, h0, c0, W, b, Hd)
+    cache = _lstm_cache(x, h0, c0, W, b, Hd) if cache is None else cache
     dW, db, dx = np.zeros_like(W), np.zeros_like(b), np.empty_like(x)
     dh_next = np.zeros((N, Hd))
     dc_next = np.zeros((N, Hd)) if dC_last is None else np.array(dC_last, dtype=np.float64)
