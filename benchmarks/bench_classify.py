@@ -59,12 +59,14 @@ def section(runs: list[tuple[int, dict, float]], loads: list[str], synthetic=Non
         f"The default command, `mediag classify` (the shipped `data/medmnist/pneumoniamnist.npz`): an ensemble of "
         f"{d['members']} §4.2 CNNs (32/64/64 filters, 64 dense units), each {d['epochs']} epochs of Adam "
         f"(rate {d['lr']:g}, cosine schedule, batch {d['batch_size']}) on films shifted by up to {d['shift']} px "
-        f"with gain/offset jitter {d['jitter']:g}, class-weighted loss, the mean of its last {d['snapshots']} "
+        f"rotated by up to {d['rotate']:g}°, zoomed by up to {d['zoom']:g}, with gain/offset jitter {d['jitter']:g}, "
+        f"class-weighted loss, the mean of its last {d['snapshots']} "
         "epochs' predictions, each with 9-view shift TTA; threshold by Youden's J on validation; test read once. "
         f"Wall time of the whole command (imports, checksum, loading, training, evaluation); {info['cpus']} CPUs "
         f"({info['machine']}); Python {info['python']}, TensorFlow {version('tensorflow')}, Keras {version('keras')}.",
         "",
-        "| seed | load average at start | wall time (s) | test AUC | test ACC | sensitivity | specificity | threshold |",
+        "| seed | load average at start | wall time (s) | test AUC | test ACC | sensitivity | specificity "
+        "| threshold |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for (seed, m, s), load in zip(runs, loads, strict=True):

@@ -8,8 +8,9 @@ The network is notebook 03's fixed §4.2 CNN (`build_cnn_keras`) and every metri
 09 (`auc_rank`, `youden_threshold`, `binary_metrics`), both through `mediag.scratch`. What turns it
 into a usable classifier (each step can be switched off; notebook 09 measures each one's effect):
 
-- **augmentation**: every epoch sees each film shifted by up to `shift` pixels and with its gain and
-  offset jittered by up to `jitter` (in standard deviations of the training pixels);
+- **augmentation**: every epoch sees each film rotated by up to ± `rotate` degrees, scaled by 1 ± `zoom`,
+  shifted by up to `shift` pixels, and with its gain and offset jittered by up to `jitter` (in standard
+  deviations of the training pixels);
 - **class weights**: the loss weighs each class by the inverse of its training frequency (binary and
   multi-class), so a trimmed class (PneumoniaMNIST's train split keeps 10 % normal films) is not
   ignored;
@@ -37,8 +38,9 @@ import numpy as np
 #: keys of the result that are arrays (left out of the CLI's JSON)
 ARRAY_KEYS = ("y_val", "p_val", "y_test", "p_test", "parts", "models", "standardise")
 #: the default recipe of `fit_and_score` (also what `mediag classify` runs)
-DEFAULTS = {"epochs": 12, "members": 3, "shift": 2, "jitter": 0.1, "class_weight": True, "snapshots": 4,
-            "tta": True, "lr": 2e-3, "batch_size": 64, "max_side": 64, "rotate": 0.0, "zoom": 0.0}
+DEFAULTS = {"epochs": 12, "members": 2, "shift": 2, "jitter": 0.1, "rotate": 10.0, "zoom": 0.1,
+            "class_weight": True, "snapshots": 4, "tta": True, "lr": 2e-3, "batch_size": 64, "max_side": 64,
+            "per_image": False}
 
 
 def describe_task(data) -> tuple[str, int]:
@@ -94,12 +96,16 @@ def resize_images(images, max_side: int) -> np.ndarray:
     return np.stack(out).reshape(len(images), size[1], size[0], *images.shape[3:])
 
 
-def _inputs(images, mean, sd) -> np.ndarray:
+def _inputs(images, mean, sd, per_image: bool = False) -> np.ndarray:
     """uint8 images (N, H, W) or (N, H, W, C) -> float32 (N, H, W, C), scaled to [0, 1], standardised
-    per channel with the training statistics `mean`, `sd` (C,)."""
+    per channel with the training statistics `mean`, `sd` (C,); with `per_image`, each image first gets
+    its own mean and standard deviation (removes exposure differences between films and scanners)."""
     x = np.asarray(images, dtype=np.float32) / 255.0
     if x.ndim == 3:
         x = x[..., None]
+    if per_image:
+        x = (x - x.mean((1, 2, 3), keepdims=True)) / (x.std((1, 2, 3), keepdims=True) + 1e-6)
+        return x
     return (x - mean) / sd
 
 
@@ -246,7 +252,8 @@ def train_member(x, y, task: str, n_out: int, seed: int, epochs: int, shift: int
     for epoch in range(1, epochs + 1):
         if snapshots:
             opt.learning_rate.assign(lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs)))
-        xt = augment(x["train"], rng, shift, jitter, rotate, zoom) if (shift or jitter or rotate or zoom) else x["train"]
+        xt = augment(x["train"], rng, shift, jitter, rotate, zoom) if (shift or jitter or rotate or zoom) \
+            else x["train"]
         hist = model.fit(xt, target, sample_weight=weights, epochs=1, batch_size=batch_size, verbose=0)
         if snapshots and epoch <= epochs - snapshots:
             say(f"{tag}epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}")
@@ -283,7 +290,8 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
                   jitter: float = DEFAULTS["jitter"], class_weight: bool = DEFAULTS["class_weight"],
                   snapshots: int = DEFAULTS["snapshots"], tta: bool = DEFAULTS["tta"], lr: float = DEFAULTS["lr"],
                   batch_size: int = DEFAULTS["batch_size"], max_side: int = DEFAULTS["max_side"],
-                  rotate: float = DEFAULTS["rotate"], zoom: float = DEFAULTS["zoom"], progress=None) -> dict:
+                  rotate: float = DEFAULTS["rotate"], zoom: float = DEFAULTS["zoom"],
+                  per_image: bool = DEFAULTS["per_image"], progress=None) -> dict:
     """Train the §4.2 CNN recipe on a MedMNIST-format `.npz` (a path or a MedMNIST name) and score its test split.
 
     Returns the metrics (test_auc, test_acc, test_sensitivity, test_specificity, ..., threshold, val_auc,
@@ -316,7 +324,7 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
     train01 = raw["train"].astype(np.float32).reshape(len(raw["train"]), -1, shape[2]) / 255.0
     mean, sd = train01.mean((0, 1)), train01.std((0, 1))                 # training statistics only
     sd[sd == 0] = 1.0
-    x = {s: _inputs(v, mean, sd) for s, v in raw.items()}
+    x = {s: _inputs(v, mean, sd, per_image) for s, v in raw.items()}
     y = {s: np.asarray(getattr(data, f"{s}_labels")) for s in ("train", "val", "test")}
     hw = x["train"].shape[1:]
     say(f"{data.name}: {task}, {n_out} output(s); {len(y['train'])} / {len(y['val'])} / {len(y['test'])} images "
@@ -339,7 +347,8 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
               "n_train": len(y["train"]), "n_val": len(y["val"]), "n_test": len(y["test"]),
               "image_shape": [int(v) for v in shape], "input_shape": [int(v) for v in hw],
               "epochs": epochs, "members": members, "seed": seed, "shift": shift, "jitter": jitter,
-              "rotate": rotate, "zoom": zoom, "class_weight": bool(class_weight), "snapshots": snapshots, "tta": bool(tta),
+              "rotate": rotate, "zoom": zoom, "per_image": bool(per_image), "class_weight": bool(class_weight),
+              "snapshots": snapshots, "tta": bool(tta),
               "best_epoch": [r["best_epoch"] for r in runs] if members > 1 else runs[0]["best_epoch"],
               "val_auc": _macro_auc(y["val"], p_val, task),
               "threshold": thresholds[0] if task == "binary" else thresholds,
@@ -347,7 +356,7 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
               "seconds": time.perf_counter() - t_start,
               "y_val": y["val"], "p_val": p_val, "y_test": y["test"], "p_test": p_test,
               "parts": [r["parts"] for r in runs], "models": [r["model"] for r in runs],
-              "standardise": (mean, sd, int(max_side))}
+              "standardise": (mean, sd, int(max_side), bool(per_image))}
     say(f"done in {result['seconds']:.0f} s")
     return result
 
@@ -355,8 +364,8 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
 def predict(result: dict, images, tta: bool | None = None) -> np.ndarray:
     """Probabilities (N, outputs) of new uint8 images (N, H, W[, C]) from a `fit_and_score` result: the same
     resizing, training-set standardisation, TTA (by default as trained) and ensemble mean."""
-    mean, sd, max_side = result["standardise"]
-    x = _inputs(resize_images(images, max_side), mean, sd)
+    mean, sd, max_side, per_image = result["standardise"]
+    x = _inputs(resize_images(images, max_side), mean, sd, per_image)
     tta = result["tta"] if tta is None else tta
     return np.mean([predict_tta(model, x, tta) for model in result["models"]], 0)
 

@@ -282,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         "classify", help="train the course CNN on a MedMNIST .npz (default: the shipped PneumoniaMNIST) and print "
                          "its test metrics",
         description="Train the fixed §4.2 CNN on a MedMNIST-format .npz (binary, multi-class, ordinal or multi-label "
-                    "labels; grey or RGB; sides above 64 px are area-resized to 64) with augmentation, class weights, "
-                    "snapshot averaging, test-time augmentation and an ensemble of seeds; choose the decision "
+                    "labels; grey or RGB; sides above 64 px are area-resized to 64) with augmentation (shifts, "
+                    "rotations, zooms, gain), class weights, snapshot averaging, test-time augmentation and an "
+                    "ensemble of seeds; choose the decision "
                     "threshold on validation (Youden's J) and print test AUC, accuracy, sensitivity and specificity "
                     "(per class for multi-class and multi-label). Progress goes to stderr.")
     p.add_argument("--npz", default="pneumoniamnist", metavar="FILE",

@@ -114,7 +114,8 @@ def verify(path, name: str) -> None:
     if not path.is_file():
         hint = ("it ships with the repository: restore it with `git checkout -- data/medmnist/" + path.name + "`"
                 if "sha256" in info else
-                f"download {_ZENODO.format(name=name)} and put it there, or call load({name!r}, download_if_missing=True)")
+                f"download {_ZENODO.format(name=name)} and put it there, "
+                f"or call load({name!r}, download_if_missing=True)")
         raise FileNotFoundError(f"{_shown(path)}: file missing (expected {expected}); {hint}")
     if "sha256" in info:
         got = sha256(path)
