@@ -31,21 +31,7 @@ from pathlib import Path
 
 from mediag.export import NOTEBOOKS, ROOT
 from mediag.repro import QUIET_TF_ENV
-
-
-def source_sections(nb) -> str:
-    """The source sections (§...) named in the notebook's title cell."""
-    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
-    if first is None:
-        return ""
-    title = first.source.strip().splitlines()[0]
-    found = re.findall(r"§[\d.]+(?:\s*(?:step \d|-\s*[\d.]+))?", title)
-    return ", ".join(found)
-
-
-def title_of(nb) -> str:
-    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
-    return first.source.strip().splitlines()[0].lstrip("# ").strip() if first else ""
+from mediag.site import source_sections, title_of
 
 
 def parse_params(items: list[str]) -> dict:

@@ -59,6 +59,16 @@ def copy_static(out_dir: Path) -> Path:
     return static
 
 
+def source_sections(nb) -> str:
+    """The source sections (§...) named in the notebook's title cell."""
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if first is None:
+        return ""
+    title = first.source.strip().splitlines()[0]
+    found = re.findall(r"§[\d.]+(?:\s*(?:step \d|-\s*[\d.]+))?", title)
+    return ", ".join(found)
+
+
 def title_of(nb) -> str:
     first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     return first.source.strip().splitlines()[0].lstrip("# ").strip() if first else ""
@@ -324,8 +334,6 @@ def build_from_stored(paths: list[Path], out_dir: Path) -> Path:
     for i, (path, nb) in enumerate(zip(paths, nbs)):
         prev, nxt = neighbours(names, i)
         notebook_page(nb, path.stem, out_dir, prev, nxt, glossary)
-        from mediag.runner import source_sections
-
         results.append({"notebook": path.name, "title": title_of(nb), "sections": source_sections(nb),
                         "seconds": None, "passed": None, "failed": None, "error": "", "checks": []})
     return write_site(results, out_dir)

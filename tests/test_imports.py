@@ -18,11 +18,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mediag"
 #: cycles known and scheduled: frozenset of modules -> reason (each is an xfail(strict=True) test, so that
 #: the fix turns it into a failure that asks for the entry to be removed)
 SCHEDULED = {
-    frozenset({"mediag.data.chest", "mediag.data.reports"}):
-        "mediag.data.chest ↔ reports: findings vocabulary to move into mediag/data/findings.py (scheduled)",
-    frozenset({"mediag.runner", "mediag.site"}):
-        "mediag.runner ↔ site: site.main imports runner.source_sections, runner imports site; "
-        "source_sections to move into site (reported to the lead)",
 }
 
 

@@ -29,49 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from mediag.data import CACHE
+from mediag.data.findings import (  # noqa: F401 - the vocabulary is part of this module's interface
+    EFFUSION_SIZES,
+    FINDINGS,
+    PREVALENCE,
+    SIDES,
+    ZONES,
+    labels_of,
+    sample_findings,
+)
 
-FINDINGS = ("nodule", "effusion", "cardiomegaly", "pneumothorax")
-SIDES = ("left", "right")
-ZONES = ("upper", "middle", "lower")
-EFFUSION_SIZES = ("small", "moderate", "large")
 #: field of view of the synthetic film in millimetres (width = height); pixel spacing = FOV_MM / size
 FOV_MM = 350.0
 #: bump this when the renderer changes, so stale caches are not reused
 VERSION = 4
-#: prevalence of each finding in `sample_findings`
-PREVALENCE = {"nodule": 0.3, "effusion": 0.25, "cardiomegaly": 0.3, "pneumothorax": 0.2}
 MASK_NAMES = ("lungs", "heart", "nodule", "effusion", "pneumothorax")
-
-
-def sample_findings(rng: np.random.Generator) -> dict:
-    """A random findings record (each finding independently present with `PREVALENCE`).
-
-    The nodule diameter is a whole number of millimetres, 15-29 (a nodule is under 30 mm; above that
-    a radiologist calls it a mass). The cardiothoracic ratio has two decimals and is continuous across
-    the 0.5 cut-off (normal hearts 0.38-0.50, enlarged 0.51-0.65, no excluded band), so borderline
-    hearts a pixel or less from the cut-off occur as on real films; cardiomegaly iff ctr > 0.5, so a
-    report can state the ratio exactly and the label still follows from it.
-    """
-    nodule = None
-    if rng.random() < PREVALENCE["nodule"]:
-        nodule = {"side": SIDES[rng.integers(2)], "zone": ZONES[rng.integers(3)],
-                  "diameter_mm": float(rng.integers(15, 30))}
-    effusion = None
-    if rng.random() < PREVALENCE["effusion"]:
-        effusion = {"side": SIDES[rng.integers(2)], "size": EFFUSION_SIZES[rng.integers(3)]}
-    cardiomegaly = bool(rng.random() < PREVALENCE["cardiomegaly"])
-    ctr = rng.integers(51, 66) if cardiomegaly else rng.integers(38, 51)     # hundredths, no gap at 0.50
-    pneumothorax = None
-    if rng.random() < PREVALENCE["pneumothorax"]:
-        pneumothorax = {"side": SIDES[rng.integers(2)]}
-    return {"nodule": nodule, "effusion": effusion, "cardiomegaly": cardiomegaly,
-            "ctr": round(int(ctr) / 100, 2), "pneumothorax": pneumothorax}
-
-
-def labels_of(findings: dict) -> np.ndarray:
-    """The multi-hot label vector (int8, FINDINGS order) of a findings record."""
-    return np.array([findings["nodule"] is not None, findings["effusion"] is not None,
-                     bool(findings["cardiomegaly"]), findings["pneumothorax"] is not None], dtype=np.int8)
 
 
 def sample_anatomy(rng: np.random.Generator) -> dict:

@@ -18,6 +18,8 @@ import re
 
 import numpy as np
 
+from mediag.data.findings import sample_findings
+
 # ----------------------------------------------------------------------------- writing
 
 
@@ -131,8 +133,6 @@ def write_report(findings: dict, rng: np.random.Generator) -> str:
 
 def report_corpus(n: int, seed: int = 0) -> list[str]:
     """`n` reports of random findings, without rendering images (text for language models)."""
-    from mediag.data.chest import sample_findings
-
     out = []
     for i in range(n):
         rng = np.random.default_rng([seed, 5, i])
