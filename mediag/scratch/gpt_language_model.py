@@ -492,6 +492,7 @@ def generate_report(prompts, tokenizer, model, max_new_tokens=60):
 @register_check("language-model loss: NumPy vs PyTorch vs Keras vs transformers", formula="§3.2.2 language-model loss",
                 direction="forward", reference=("loops", "torch", "tf/keras", "transformers"))
 def check_lm_loss(rng):
+    """lm_loss (sum, mean) vs loops, torch, Keras and GPT2LMHeadModel on a random (N, T, V) draw from rng."""
     import keras
     import torch
     import torch.nn.functional as F
@@ -520,6 +521,7 @@ def check_lm_loss(rng):
 @register_check("language-model loss gradient p - onehot: finite differences and autograd",
                 formula="§3.2.2 language-model loss", direction="backward", reference=("finite differences", "torch"))
 def check_lm_loss_grad(rng):
+    """lm_loss_grad (N, T, V) vs finite differences and torch autograd on a random draw from rng."""
     import torch
     import torch.nn.functional as F
 
@@ -535,6 +537,7 @@ def check_lm_loss_grad(rng):
 @register_check("GPT-2 forward in NumPy vs transformers (random configuration)", formula="§3.2.2 GPT-2 forward",
                 direction="forward", reference="transformers")
 def check_gpt2_forward(rng):
+    """gpt2_forward logits (N, T, V) vs transformers for a random GPT-2 configuration drawn from rng."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -555,6 +558,7 @@ def check_gpt2_forward(rng):
 
 # Defined in notebooks/07_gpt_language_model.ipynb, cell 96
 def _random_gpt2(rng, max_layers=2):
+    """A small float64 GPT2LMHeadModel of random shape, every parameter perturbed, and tokens x (N, T)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -576,6 +580,7 @@ def _random_gpt2(rng, max_layers=2):
 @register_check("GPT-2 backward = PyTorch autograd", formula="§3.2.2 GPT-2 language-model loss",
                 direction="backward", reference="torch")
 def check_gpt2_backward(rng):
+    """gpt2_backward: the loss and every parameter's gradient vs torch autograd on a random GPT-2 (rng)."""
     import torch
     import torch.nn.functional as F
 
@@ -594,6 +599,7 @@ def check_gpt2_backward(rng):
 @register_check("GPT-2 backward = finite differences", formula="§3.2.2 GPT-2 language-model loss",
                 direction="backward", reference="finite differences")
 def check_gpt2_backward_fd(rng):
+    """gpt2_backward vs central finite differences at 4 random entries of a random GPT-2 (rng)."""
     model, x = _random_gpt2(rng)
     params = gpt2_params_from_transformers(model)
     ours = gpt2_named(gpt2_backward(x, params)[1])
@@ -616,6 +622,7 @@ def check_gpt2_backward_fd(rng):
 @register_check("GPT-2 in Keras = transformers", formula="§3.2.2 GPT-2 forward", direction="forward",
                 reference=("tf/keras", "transformers"))
 def check_gpt2_keras(rng):
+    """gpt2_keras logits (N, T, V) vs transformers for a random GPT-2 (rng); atol 1e-8 (float32 constants)."""
     import torch
 
     model, x = _random_gpt2(rng, max_layers=2)
