@@ -229,8 +229,3 @@ def label_report(text: str) -> dict:
         side = _attr(_SIDE, positive["pneumothorax"])
         out["pneumothorax"] = {"side": side and side.group(1)}
     return out
-
-
-def strip_ctr(findings: dict) -> dict:
-    """A findings record without "ctr": what `label_report` should return for its report."""
-    return {k: v for k, v in findings.items() if k != "ctr"}
