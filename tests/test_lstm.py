@@ -152,3 +152,19 @@ def test_lstm_backward_equals_tf_gradient_tape_and_layout_inverse():
     theirs = tf_lstm_gradients(G_H, x, h0, c0, *params, dC_last=G_C)
     for key in ours:
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-10, atol=1e-13, err_msg=key)
+
+
+@pytest.mark.parametrize("N,T,D,Hd", [(1, 1, 1, 1), (3, 9, 2, 5)])
+def test_forward_cache_gives_the_same_forward_and_backward(N, T, D, Hd):
+    """lstm_forward(return_cache=True) changes nothing in H, C, and lstm_backward(cache=...) equals a rerun."""
+    rng = np.random.default_rng(N + T)
+    x, h0, c0, params = _lstm(rng, N, T, D, Hd)
+    H, C = lstm_forward(x, h0, c0, *params)
+    H2, C2, cache = lstm_forward(x, h0, c0, *params, return_cache=True)
+    assert np.array_equal(H, H2) and np.array_equal(C, C2) and len(cache) == T
+    G_H, G_C = rng.normal(size=(N, T, Hd)), rng.normal(size=(N, Hd))
+    rerun = lstm_backward(G_H, x, h0, c0, *params, dC_last=G_C)
+    reused = lstm_backward(G_H, x, h0, c0, *params, dC_last=G_C, cache=cache)
+    assert rerun.keys() == reused.keys()
+    for key in rerun:
+        assert np.array_equal(rerun[key], reused[key]), key

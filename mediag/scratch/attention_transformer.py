@@ -450,6 +450,8 @@ def _projected_ffn(z, p):
                 "tf.GradientTape on keras MultiHeadAttention", formula="§3.2.1 multi-head attention",
                 direction="backward", reference=("finite differences", "torch", "tf/keras"))
 def check_multi_head_backward(rng):
+    """multi_head_attention_backward on N, L, heads drawn from 1..3 and d_k in {1, 4} by `rng` (a NumPy
+    Generator) vs finite differences, torch autograd and tf.GradientTape on keras MultiHeadAttention."""
     import tensorflow as tf
     import torch
 
@@ -505,6 +507,8 @@ def _random_encoder(rng, d_model, n_heads, d_ff, norm_first):
 @register_check("encoder block forward (post- and pre-norm): NumPy vs torch TransformerEncoderLayer vs Keras layers",
                 formula="Transformer encoder block", direction="forward", reference=("torch", "tf/keras"))
 def check_encoder_forward(rng):
+    """transformer_encoder_layer (post- and pre-norm, d_k = 4, causal mask or none) on sizes drawn by `rng` vs
+    torch TransformerEncoderLayer and the same block of Keras layers."""
     import torch
 
     N, L, h, d_ff = (int(n) for n in rng.integers(1, 5, size=4))
@@ -529,6 +533,8 @@ def check_encoder_forward(rng):
                 "differences, torch autograd, tf.GradientTape on Keras layers", formula="Transformer encoder block",
                 direction="backward", reference=("finite differences", "torch", "tf/keras"))
 def check_encoder_backward(rng):
+    """transformer_encoder_backward (post- and pre-norm) on sizes drawn by `rng` vs finite differences, torch
+    autograd and tf.GradientTape through the Keras block."""
     import torch
 
     N, L, h, d_ff = (int(n) for n in rng.integers(1, 4, size=4))
@@ -572,6 +578,8 @@ def _atol(reference):
 @register_check("attention forward (§3.2.1): NumPy vs torch SDPA vs keras.ops", formula="§3.2.1 attention",
                 direction="forward", reference=("torch", "tf/keras"))
 def check_attention(rng):
+    """attention with a random mask on shapes drawn by `rng` (a NumPy Generator) vs torch SDPA and
+    keras.ops."""
     import keras
     import torch
     import torch.nn.functional as F
@@ -598,6 +606,8 @@ def _random_qkv(rng):
                 "torch autograd, tf.GradientTape", formula="§3.2.1 attention", direction="backward",
                 reference=("finite differences", "torch", "tf/keras"))
 def check_attention_backward(rng):
+    """attention_backward (dQ, dK, dV), with and without a mask, on shapes drawn by `rng` vs finite
+    differences, torch autograd and tf.GradientTape."""
     import torch
     import torch.nn.functional as F
 
@@ -619,6 +629,8 @@ def check_attention_backward(rng):
 @register_check("multi-head attention forward (§3.2.1): NumPy vs torch MultiheadAttention vs keras MultiHeadAttention",
                 formula="§3.2.1 multi-head attention", direction="forward", reference=("torch", "tf/keras"))
 def check_multi_head(rng):
+    """multi_head_attention on N, L, heads drawn by `rng` and d_k in {1, 4, 16} vs torch MultiheadAttention
+    (output and weights) and keras MultiHeadAttention."""
     import keras
     import torch
 

@@ -214,6 +214,8 @@ def _random_lstm(rng, N, T, D, Hd):
 @register_check("LSTM forward (§3.1.3): NumPy vs torch.nn.LSTM vs keras LSTM", formula="§3.1.3 LSTM",
                 direction="forward", reference=("torch", "tf/keras"))
 def check_lstm_forward(rng):
+    """lstm_forward on sizes N, T, D, Hd drawn from 1..6 by `rng` (a NumPy Generator) vs torch.nn.LSTM and keras
+    LSTM: all h_t and C_T."""
     import torch
 
     N, T, D, Hd = (int(v) for v in rng.integers(1, 7, size=4))
@@ -232,6 +234,8 @@ def check_lstm_forward(rng):
 @register_check("LSTM backward (§3.1.3): NumPy vs finite differences, torch.nn.LSTM autograd, tf.GradientTape",
                 formula="§3.1.3 LSTM", direction="backward", reference=("finite differences", "torch", "tf/keras"))
 def check_lstm_backward(rng):
+    """lstm_backward (all eleven gradients) on sizes drawn from 1..5 by `rng` vs torch.nn.LSTM autograd,
+    tf.GradientTape and finite differences."""
     import torch
 
     N, T, D, Hd = (int(v) for v in rng.integers(1, 6, size=4))

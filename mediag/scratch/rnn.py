@@ -154,6 +154,8 @@ def _random_rnn(rng, N, T, D, Hd, O):
 @register_check("RNN forward (§3.1.2): NumPy vs torch.nn.RNN vs keras SimpleRNN", formula="§3.1.2 RNN",
                 direction="forward", reference=("torch", "tf/keras"))
 def check_rnn_forward(rng):
+    """rnn_forward on sizes N, T, D, Hd drawn from 1..6 by `rng` (a NumPy Generator) vs torch.nn.RNN and
+    keras SimpleRNN."""
     import torch
 
     N, T, D, Hd = (int(v) for v in rng.integers(1, 7, size=4))
@@ -170,6 +172,8 @@ def check_rnn_forward(rng):
                 "tf.GradientTape", formula="§3.1.2 RNN", direction="backward",
                 reference=("finite differences", "torch", "tf/keras"))
 def check_rnn_backward(rng):
+    """rnn_backward (all seven gradients) on sizes drawn from 1..5 by `rng` vs torch autograd, tf.GradientTape and
+    finite differences."""
     import torch
 
     N, T, D, Hd, O = (int(v) for v in rng.integers(1, 6, size=5))
