@@ -283,7 +283,8 @@ def max_pool2d_backward(dy, x, size=2, stride=None):
 
 
 # Defined in notebooks/03_convolution_cnn.ipynb, cell 46
-@register_check("§3.1.1 conv2d_seed = depthwise convolution (PyTorch, TensorFlow)")
+@register_check("§3.1.1 conv2d_seed = depthwise convolution (PyTorch, TensorFlow)", formula="§3.1.1 convolution",
+                direction="forward", reference=("torch", "tf/keras"))
 def check_conv2d_seed(rng):
     import tensorflow as tf
     import torch
@@ -299,7 +300,8 @@ def check_conv2d_seed(rng):
     check("conv2d_seed vs tf.nn.depthwise_conv2d", ours, tf_y)
 
 
-@register_check("conv2d forward: loops = im2col = PyTorch = TensorFlow")
+@register_check("conv2d forward: loops = im2col = PyTorch = TensorFlow", formula="§3.1.1 convolution layer",
+                direction="forward", reference=("loops", "torch", "tf/keras"))
 def check_conv2d(rng):
     for stride, padding, k in [(1, "valid", 3), (2, "same", 4), (2, 1, 3), ((1, 2), "same", 2)]:
         N, H, W = rng.integers(1, 3), rng.integers(6, 11), rng.integers(6, 11)
@@ -315,7 +317,8 @@ def check_conv2d(rng):
 
 
 # Defined in notebooks/03_convolution_cnn.ipynb, cell 47
-@register_check("conv2d backward: autograd (PyTorch, TensorFlow)")
+@register_check("conv2d backward: autograd (PyTorch, TensorFlow)", formula="§3.1.1 convolution layer",
+                direction="backward", reference=("torch", "tf/keras"))
 def check_conv2d_backward(rng):
     for stride, padding, k in [(1, "valid", 3), (2, "same", 4), (2, 1, 3)]:
         x, w, b = rng.standard_normal((2, 7, 8, 2)), rng.standard_normal((k, k, 2, 3)), rng.standard_normal(3)
@@ -329,31 +332,45 @@ def check_conv2d_backward(rng):
 
 
 # Defined in notebooks/03_convolution_cnn.ipynb, cell 48
-@register_check("max_pool2d forward and backward (PyTorch, TensorFlow)")
+def _max_pool_cases(rng):
+    for size, stride in [(2, None), (3, 2)]:
+        x = rng.standard_normal((2, 9, 8, 3))  # continuous values: no ties
+        yield size, stride, x, rng.standard_normal(max_pool2d(x, size, stride).shape)
+
+
+@register_check("max_pool2d forward (PyTorch, TensorFlow)", formula="§4.2 max pooling", direction="forward",
+                reference=("torch", "tf/keras"))
 def check_max_pool2d(rng):
     import tensorflow as tf
     import torch
 
-    for size, stride in [(2, None), (3, 2)]:
-        x = rng.standard_normal((2, 9, 8, 3))  # continuous values: no ties
+    for size, stride, x, _ in _max_pool_cases(rng):
         y = max_pool2d(x, size, stride)
-        dy = rng.standard_normal(y.shape)
+        yt = torch.nn.functional.max_pool2d(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), size, stride or size)
+        check(f"max_pool2d = PyTorch (size {size}, stride {stride})", y, yt.permute(0, 2, 3, 1))
+        check(f"max_pool2d = TensorFlow (size {size}, stride {stride})", y,
+              tf.nn.max_pool2d(x, size, stride or size, "VALID"))
+
+
+@register_check("max_pool2d backward (PyTorch, TensorFlow)", formula="§4.2 max pooling", direction="backward",
+                reference=("torch", "tf/keras"))
+def check_max_pool2d_backward(rng):
+    import tensorflow as tf
+    import torch
+
+    for size, stride, x, dy in _max_pool_cases(rng):
         xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
         yt = torch.nn.functional.max_pool2d(xt, size, stride or size)
         (yt * torch.from_numpy(dy.transpose(0, 3, 1, 2).copy())).sum().backward()
-        check(f"max_pool2d = PyTorch (size {size}, stride {stride})", y, yt.detach().permute(0, 2, 3, 1))
-        check(f"max_pool2d dx = PyTorch (size {size}, stride {stride})", max_pool2d_backward(dy, x, size, stride),
-              xt.grad.permute(0, 2, 3, 1))
+        ours = max_pool2d_backward(dy, x, size, stride)
+        check(f"max_pool2d dx = PyTorch (size {size}, stride {stride})", ours, xt.grad.permute(0, 2, 3, 1))
         xv = tf.Variable(x)
         with tf.GradientTape() as tape:
-            yv = tf.nn.max_pool2d(xv, size, stride or size, "VALID")
-            loss = tf.reduce_sum(yv * dy)
-        check(f"max_pool2d = TensorFlow (size {size}, stride {stride})", y, yv)
-        check(f"max_pool2d dx = TensorFlow (size {size}, stride {stride})", max_pool2d_backward(dy, x, size, stride),
-              tape.gradient(loss, xv))
+            loss = tf.reduce_sum(tf.nn.max_pool2d(xv, size, stride or size, "VALID") * dy)
+        check(f"max_pool2d dx = TensorFlow (size {size}, stride {stride})", ours, tape.gradient(loss, xv))
 
 
-# Defined in notebooks/03_convolution_cnn.ipynb, cell 60
+# Defined in notebooks/03_convolution_cnn.ipynb, cell 61
 def build_cnn_keras(input_shape=(64, 64, 1), n_outputs=4, filters=(32, 64, 64), dense=64, dtype="float32"):
     """The §4.2 CNN fixed for diagnosis: a channel axis, `n_outputs` findings, sigmoid (multi-label).
 
@@ -383,7 +400,7 @@ def cnn_params_from_keras(model):
     return {"conv": [tuple(p) for p in convs], "dense": [tuple(p) for p in denses]}
 
 
-# Defined in notebooks/03_convolution_cnn.ipynb, cell 61
+# Defined in notebooks/03_convolution_cnn.ipynb, cell 62
 def cnn_forward(params, x, return_maps=False):
     """The fixed §4.2 CNN from scratch: x (N, H, W, C) -> probabilities (N, n_outputs).
 
@@ -410,7 +427,7 @@ def cnn_feature_hw(input_hw=(64, 64)):
     return h - 2, w - 2
 
 
-# Defined in notebooks/03_convolution_cnn.ipynb, cell 62
+# Defined in notebooks/03_convolution_cnn.ipynb, cell 63
 def cnn_torch_from_params(params, input_hw=(64, 64)):
     """The same network in PyTorch (NCHW, float64) with the weights copied in.
 
@@ -441,8 +458,9 @@ def cnn_torch_from_params(params, input_hw=(64, 64)):
     return model.eval()
 
 
-# Defined in notebooks/03_convolution_cnn.ipynb, cell 65
-@register_check("§4.2 fixed CNN: NumPy = Keras = PyTorch (weights copied)")
+# Defined in notebooks/03_convolution_cnn.ipynb, cell 66
+@register_check("§4.2 fixed CNN: NumPy = Keras = PyTorch (weights copied)", formula="§4.2 CNN", direction="forward",
+                reference=("tf/keras", "torch"))
 def check_cnn(rng):
     import torch
 
