@@ -3,7 +3,7 @@
 Each backward function is checked two ways: against central finite differences of its own forward
 function (every input entry), and against PyTorch autograd of an independent torch implementation (or
 of `transformers`' GPT2LMHeadModel for the whole network). The Keras model is checked against the
-NumPy forward pass. Everything is float64 and small, so the file runs in seconds.
+NumPy forward pass, and the whole backward against tf.GradientTape through it. Everything is float64 and small, so the file runs in seconds.
 """
 
 import numpy as np
@@ -203,3 +203,15 @@ def test_gpt2_keras_equals_numpy_forward(tied):
     _close(logits, gpt2_forward(x, params), rtol=0, atol=1e-8, what="Keras GPT-2 vs NumPy forward")
     short = keras.ops.convert_to_numpy(gpt2_keras(params)(x[:, :3]))  # fewer positions than n_positions
     _close(short, gpt2_forward(x[:, :3], params), rtol=0, atol=1e-8, what="Keras GPT-2 on 3 positions")
+
+
+
+@pytest.mark.parametrize("seed", [5, 0])
+def test_gpt2_backward_equals_keras_gradient_tape(seed):
+    """The registered check (gradients of gpt2_keras by tf.GradientTape) on one tied and one untied GPT-2."""
+    pytest.importorskip("tensorflow")
+    from mediag.scratch.gpt_language_model import _random_gpt2, check_gpt2_backward_keras
+
+    model, _ = _random_gpt2(np.random.default_rng(seed))
+    assert gpt2_params_from_transformers(model)["tied"] == (seed == 5), "seed 5 must draw a tied model, 0 untied"
+    check_gpt2_backward_keras(np.random.default_rng(seed))

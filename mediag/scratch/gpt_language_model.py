@@ -619,6 +619,40 @@ def check_gpt2_backward_fd(rng):
           rtol=1e-6, atol=1e-9)
 
 
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 99
+@register_check("GPT-2 backward = Keras GradientTape", formula="§3.2.2 GPT-2 language-model loss",
+                direction="backward", reference="tf/keras")
+def check_gpt2_backward_keras(rng):
+    """gpt2_backward vs tf.GradientTape through gpt2_keras on a random GPT-2 (rng); atol 1e-8 (float32 constants)."""
+    import keras
+    import tensorflow as tf
+
+    model, x = _random_gpt2(rng)
+    params = gpt2_params_from_transformers(model)
+    loss, grads = gpt2_backward(x, params)
+    km = gpt2_keras(params)
+    with tf.GradientTape() as tape:
+        k_loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(x[:, 1:], km(x)[:, :-1], from_logits=True))
+    layers = [km.wte, km.wpe] + [layer for block in km.blocks for layer in block] + [km.ln_f, km.head]
+    k_grads = [tf.convert_to_tensor(g).numpy()                                  # embeddings: sparse -> dense
+               for g in tape.gradient(k_loss, [w for layer in layers for w in layer.trainable_weights])]
+    D, H = params["wte"].shape[1], params["n_head"]
+    ours = [grads["wte"], grads["wpe"]]
+    for g in grads["blocks"]:                                                   # into Keras's per-head layout
+        (w_q, w_k, w_v), (b_q, b_k, b_v) = np.split(g["attn_w"], 3, axis=1), np.split(g["attn_b"], 3)
+        ours += [g["ln1_g"], g["ln1_b"], w_q.reshape(D, H, -1), b_q.reshape(H, -1), w_k.reshape(D, H, -1),
+                 b_k.reshape(H, -1), w_v.reshape(D, H, -1), b_v.reshape(H, -1), g["proj_w"].reshape(H, -1, D),
+                 g["proj_b"], g["ln2_g"], g["ln2_b"], g["fc_w"], g["fc_b"], g["mlp_proj_w"], g["mlp_proj_b"]]
+    ours += [grads["lnf_g"], grads["lnf_b"], grads["lm_head"].T]
+    if params["tied"]:                                     # ours: one matrix, both uses; Keras: two copies
+        k_grads[0] = k_grads[0] + k_grads.pop().T
+        ours.pop()
+    check("gpt2_backward loss vs Keras", loss, k_loss, atol=1e-8)
+    check("gpt2_backward vs tf.GradientTape through gpt2_keras (every weight)",
+          np.concatenate([a.ravel() for a in ours]), np.concatenate([b.ravel() for b in k_grads]), atol=1e-8)
+
+
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 100
 @register_check("GPT-2 in Keras = transformers", formula="§3.2.2 GPT-2 forward", direction="forward",
                 reference=("tf/keras", "transformers"))
 def check_gpt2_keras(rng):
