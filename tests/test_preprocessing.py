@@ -139,3 +139,14 @@ def test_clahe_rejects_bad_input():
         clahe(np.zeros((8, 8)))
     with pytest.raises(ValueError, match="tile_grid must hold two positive integers"):
         clahe(np.zeros((8, 8), np.uint8), tile_grid=(0, 2))
+
+
+def test_registered_checks_name_formula_direction_and_reference():
+    import mediag.scratch.preprocessing as module
+    from mediag.verify import METADATA, REGISTRY
+
+    mine = [title for title, fn in REGISTRY.items() if fn.__module__ == module.__name__]
+    assert len(mine) == 3
+    for title in mine:
+        meta = METADATA[title]
+        assert meta["formula"] and meta["direction"] in ("forward", "backward") and meta["reference"], (title, meta)

@@ -85,7 +85,7 @@ def ssim(x, y, data_range=1.0, size=11, sigma=1.5, k1=0.01, k2=0.03):
     return float(np.mean((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))))
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 21
+# Defined in notebooks/02_preprocessing.ipynb, cell 25
 def minmax_normalize(x, alpha=0.0, beta=1.0):
     """Min-max scaling to [alpha, beta] (as cv2.normalize with NORM_MINMAX), float64."""
     x = np.asarray(x, dtype=np.float64)
@@ -102,7 +102,7 @@ def zscore(x, eps=1e-12):
     return (x - x.mean()) / max(x.std(), eps)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 24
+# Defined in notebooks/02_preprocessing.ipynb, cell 28
 def rotation_matrix(center, angle_deg, scale=1.0):
     """2×3 affine matrix rotating by angle_deg (counter-clockwise on screen) about center=(x, y)."""
     cx, cy = center
@@ -118,7 +118,7 @@ def invert_affine(M):
     return np.hstack([Ai, (-Ai @ M[:, 2])[:, None]])
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 25
+# Defined in notebooks/02_preprocessing.ipynb, cell 29
 def warp_affine(image, M, dsize, opencv=False):
     """cv2.warpAffine(image, M, dsize) with bilinear interpolation and zero border, in NumPy (float64).
 
@@ -148,7 +148,7 @@ def warp_affine(image, M, dsize, opencv=False):
             + (1 - a) * b * f(y0 + 1, x0) + a * b * f(y0 + 1, x0 + 1))
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 31
+# Defined in notebooks/02_preprocessing.ipynb, cell 35
 def equalize_hist(image):
     """Global histogram equalisation of a uint8 image, equal to cv2.equalizeHist."""
     u = np.asarray(image)
@@ -165,7 +165,7 @@ def equalize_hist(image):
     return np.clip(np.rint(lut), 0, 255).astype(np.uint8)[u]
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 32
+# Defined in notebooks/02_preprocessing.ipynb, cell 36
 def clahe_tables(image, clip_limit=40.0, tile_grid=(8, 8)):
     """Steps 1-3 of CLAHE: the clipped, equalising lookup table of every tile.
 
@@ -204,7 +204,7 @@ def clahe_tables(image, clip_limit=40.0, tile_grid=(8, 8)):
     return lut.reshape(tiles_y, tiles_x, 256), (th, tw)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 33
+# Defined in notebooks/02_preprocessing.ipynb, cell 37
 def clahe(image, clip_limit=40.0, tile_grid=(8, 8)):
     """Contrast-limited adaptive histogram equalisation of a uint8 image, equal to
     cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=tile_grid).apply(image).
@@ -235,8 +235,9 @@ def clahe(image, clip_limit=40.0, tile_grid=(8, 8)):
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 34
-@register_check("preprocessing: CLAHE vs cv2.createCLAHE (sizes, grids, clip limits)")
+# Defined in notebooks/02_preprocessing.ipynb, cell 38
+@register_check("preprocessing: CLAHE vs cv2.createCLAHE (sizes, grids, clip limits)", formula="§4.1 CLAHE",
+                direction="forward", reference=("cv2",))
 def check_clahe(rng):
     import cv2
 
@@ -251,7 +252,7 @@ def check_clahe(rng):
     check(f"clahe = cv2 CLAHE ({', '.join(cases)})", np.concatenate(ours), np.concatenate(theirs))
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 37
+# Defined in notebooks/02_preprocessing.ipynb, cell 41
 def augment(image, rng, masks=None, max_rotate=7.0, max_shift=0.04, scale=(0.95, 1.05),
             contrast=(0.9, 1.1), brightness=0.05, noise=0.01):
     """One random, label-preserving augmentation of a 2-D image in [0, 1] (training only).
@@ -272,7 +273,7 @@ def augment(image, rng, masks=None, max_rotate=7.0, max_shift=0.04, scale=(0.95,
     return out, {k: warp_affine(m.astype(np.float64), M, (W, H)) >= 0.5 for k, m in masks.items()}
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 42
+# Defined in notebooks/02_preprocessing.ipynb, cell 46
 def validate_image(image):
     """Validate one grey image and return it as a 2-D array; one-line ValueError naming the problem."""
     a = np.asarray(image)
@@ -289,7 +290,7 @@ def validate_image(image):
     return a
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 43
+# Defined in notebooks/02_preprocessing.ipynb, cell 47
 def preprocess(image, window=None, size=None, denoise_h=None):
     """Validated preprocessing of one grey image to float32 (H, W) in [0, 1].
 
@@ -322,8 +323,9 @@ def preprocess(image, window=None, size=None, denoise_h=None):
     return np.clip(x, 0, 1).astype(np.float32)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 46
-@register_check("preprocessing: rotation matrix and bilinear warp vs OpenCV")
+# Defined in notebooks/02_preprocessing.ipynb, cell 50
+@register_check("preprocessing: rotation matrix and bilinear warp vs OpenCV", formula="§4.1 rotation",
+                direction="forward", reference=("cv2",))
 def check_warp(rng):
     import cv2
 
@@ -338,7 +340,8 @@ def check_warp(rng):
           cv2.warpAffine(img, M, (int(W), int(H)), flags=cv2.INTER_LINEAR), atol=1e-12)
 
 
-@register_check("preprocessing: NL-means, min-max, equalisation vs OpenCV")
+@register_check("preprocessing: NL-means, min-max, equalisation vs OpenCV",
+                formula="§4.1 denoising and normalisation", direction="forward", reference=("cv2",))
 def check_opencv_filters(rng):
     import cv2
 
