@@ -58,7 +58,7 @@ def section(runs: list[tuple[int, dict, float]], loads: list[str], synthetic=Non
         "",
         f"The default command, `mediag classify` (the shipped `data/medmnist/pneumoniamnist.npz`): an ensemble of "
         f"{d['members']} §4.2 CNNs (32/64/64 filters, 64 dense units), each {d['epochs']} epochs of Adam "
-        f"(rate {d['lr']:g}, cosine schedule, batch {d['batch_size']}) on films shifted by up to {d['shift']} px "
+        f"(rate {d['lr']:g}, cosine schedule, batch {d['batch_size']}) on films shifted by up to {d['shift']} px, "
         f"rotated by up to {d['rotate']:g}°, zoomed by up to {d['zoom']:g}, with gain/offset jitter {d['jitter']:g}, "
         f"class-weighted loss, the mean of its last {d['snapshots']} "
         "epochs' predictions, each with 9-view shift TTA; threshold by Youden's J on validation; test read once. "
