@@ -239,6 +239,7 @@ def clahe(image, clip_limit=40.0, tile_grid=(8, 8)):
 @register_check("preprocessing: CLAHE vs cv2.createCLAHE (sizes, grids, clip limits)", formula="§4.1 CLAHE",
                 direction="forward", reference=("cv2",))
 def check_clahe(rng):
+    """clahe vs cv2.createCLAHE on four random uint8 images (H, W in 16..159), random grids, clip 0, 1, 2, 40."""
     import cv2
 
     ours, theirs, cases = [], [], []
@@ -327,6 +328,7 @@ def preprocess(image, window=None, size=None, denoise_h=None):
 @register_check("preprocessing: rotation matrix and bilinear warp vs OpenCV", formula="§4.1 rotation",
                 direction="forward", reference=("cv2",))
 def check_warp(rng):
+    """rotation_matrix vs cv2.getRotationMatrix2D (2, 3), and warp_affine vs cv2.warpAffine on a random (H, W) image."""
     import cv2
 
     H, W = rng.integers(5, 30, 2)
@@ -343,6 +345,7 @@ def check_warp(rng):
 @register_check("preprocessing: NL-means, min-max, equalisation vs OpenCV",
                 formula="§4.1 denoising and normalisation", direction="forward", reference=("cv2",))
 def check_opencv_filters(rng):
+    """nl_means, minmax_normalize and equalize_hist vs OpenCV on one random uint8 (H, W) image, H, W in 12..39."""
     import cv2
 
     u8 = rng.integers(0, 256, tuple(rng.integers(12, 40, 2)), dtype=np.uint8)
