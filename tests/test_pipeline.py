@@ -185,6 +185,16 @@ def test_registered_checks_pass():
         check_prefix_loss(np.random.default_rng(seed))
 
 
+def test_registered_checks_name_formula_direction_and_reference():
+    from mediag.verify import METADATA, REGISTRY
+
+    mine = [title for title, fn in REGISTRY.items() if fn in (check_pipeline_pieces, check_prefix_loss)]
+    assert len(mine) == 2
+    for title in mine:
+        meta = METADATA[title]
+        assert meta["formula"] and meta["direction"] in ("forward", "backward") and meta["reference"], (title, meta)
+
+
 @pytest.fixture(scope="module")
 def tiny_tokenizer():
     from mediag.data.reports import report_corpus

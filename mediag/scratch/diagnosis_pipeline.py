@@ -84,7 +84,7 @@ def feature_model(cnn):
     return keras.Model(cnn.inputs, cnn.layers[-2].output, name="feature_extractor")
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 32
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 35
 def _present(record, name):
     value = record.get(name)
     return bool(value) if name == "cardiomegaly" else value is not None
@@ -115,13 +115,13 @@ def report_scores(predicted, truth):
     return out
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 35
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 38
 def source_prompt(feature):
     # §4.4 literally: the feature vector pasted into the prompt as text.
     return "The feature of the image is: " + str(feature)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 41
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 44
 def choose_thresholds(y_true, probs):
     # One threshold per finding, chosen on validation data to maximise F1 (ties: the lowest threshold).
     y_true, probs = np.asarray(y_true).astype(bool), np.asarray(probs, dtype=np.float64)
@@ -137,7 +137,7 @@ def choose_thresholds(y_true, probs):
     return np.array(best)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 42
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 45
 def template_report(present, probs=None):
     # A fixed-wording report from the classifier's yes/no answers, in FINDINGS order. With `probs`, the
     # classifier's outputs in TARGETS order, it also names each reported finding's likeliest side, zone, size.
@@ -172,7 +172,7 @@ def template_reports(probs, thresholds):
     return [template_report(row, p) for row, p in zip(probs[:, :len(FINDINGS)] >= thresholds, probs)]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 45
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 48
 def build_prefix_lm(lm, feature_dim, n_prefix=4, hidden=128):
     # ClipCap-style: an MLP maps the image feature f [N, F] to n_prefix embeddings [N, n_prefix, D]
     # that GPT-2 reads before the report's tokens. Returns a torch module with .prefix() and
@@ -202,7 +202,7 @@ def build_prefix_lm(lm, feature_dim, n_prefix=4, hidden=128):
     return PrefixLM()
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 46
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 49
 def prefix_inputs(features, probs, train_rows=None):
     # What the prefix MLP reads: the image feature f and the classifier's probabilities (a function of f,
     # given explicitly so a few hundred reports suffice to learn the map), each column standardised with
@@ -214,7 +214,7 @@ def prefix_inputs(features, probs, train_rows=None):
     return x.astype(np.float32)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 47
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 50
 def encode_reports(tokenizer, texts, max_len=160):
     # ids [N, max_len] int64 (report + EOS, then EOS padding) and mask [N, max_len] (1 on real tokens and the EOS).
     eos = tokenizer.eos_token_id
@@ -226,7 +226,7 @@ def encode_reports(tokenizer, texts, max_len=160):
     return ids, mask
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 50
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 53
 def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, seed=0):
     # AdamW with a one-cycle schedule on random batches of (feature, report) pairs; returns the losses.
     import torch
@@ -254,7 +254,7 @@ def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, s
     return losses
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 51
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 54
 def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_size=256):
     # Greedy decoding from the image prefix alone (no text prompt): one report per feature row.
     import torch
@@ -270,8 +270,9 @@ def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_s
     return [t.strip() for t in texts]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 59
-@register_check("pipeline: Gaussian blur vs OpenCV, report scores vs scikit-learn")
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 62
+@register_check("pipeline: Gaussian blur vs OpenCV, report scores vs scikit-learn",
+                formula="§3.3 steps 1 and 5", direction="forward", reference=("cv2", "sklearn"))
 def check_pipeline_pieces(rng):
     import cv2
     from sklearn.metrics import precision_recall_fscore_support
@@ -291,8 +292,9 @@ def check_pipeline_pieces(rng):
     check("report_scores F1 vs scikit-learn", np.array([s[f]["f1"] for f in FINDINGS]), fs)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 60
-@register_check("prefix GPT-2: loss on the report tokens = from-scratch lm_loss")
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 63
+@register_check("prefix GPT-2: loss on the report tokens = from-scratch lm_loss",
+                formula="§3.2.2 language-model loss", direction="forward", reference=("transformers",))
 def check_prefix_loss(rng):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -317,7 +319,7 @@ def check_prefix_loss(rng):
     check("prefix LM mean loss vs lm_loss / report tokens", total / mask.sum(), loss.item(), rtol=1e-5)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 62
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 65
 def pipeline_classifier(X, Y, train, val, test, seed=0, epochs=4, filters=(16, 32, 32)):
     # Step 2 of run_pipeline: train the CNN; returns (p_val, p_test, test AUC per finding, prefix inputs).
     import keras
@@ -336,7 +338,7 @@ def pipeline_classifier(X, Y, train, val, test, seed=0, epochs=4, filters=(16, 3
     return p_val, p_test, auc, features
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 63
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 66
 def pipeline_language_model(texts, seed=0, steps=500):
     # Step 3 of run_pipeline: the report tokenizer and a small GPT-2 trained on `texts`.
     import torch
@@ -353,7 +355,7 @@ def pipeline_language_model(texts, seed=0, steps=500):
     return tokenizer, lm
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 64
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 67
 def pipeline_metrics(sizes, auc, s_prefix, s_template):
     # The flat metrics dict of run_pipeline (what `mediag pipeline --json` prints).
     return {"n_train": sizes[0], "n_val": sizes[1], "n_test": sizes[2],
@@ -365,7 +367,7 @@ def pipeline_metrics(sizes, auc, s_prefix, s_template):
             **{f"template_{a}_accuracy": s_template[f"{a}_accuracy"] for a in ("side", "zone", "size")}}
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 65
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 68
 def run_pipeline(n=2000, size=64, seed=0, cnn_epochs=4, cnn_filters=(16, 32, 32), lm_steps=500, prefix_steps=900,
                  n_samples=4, progress=None):
     # The five steps end to end on synthetic films (what `mediag pipeline` runs). Returns the metrics
