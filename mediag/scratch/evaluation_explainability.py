@@ -137,7 +137,7 @@ def bootstrap_ci(y_true, scores, statistic, n_boot=1000, alpha=0.05, seed=0, gro
     return float(low), float(high), stats
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 32
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 39
 def reliability_bins(y_true, probs, n_bins=10):
     # Equal-width bins of the predicted probability: (mean predicted, fraction positive, count) per
     # bin; empty bins give nan. Bin b holds (b/B, (b+1)/B], and p = 0 goes to the first bin.
@@ -160,7 +160,7 @@ def expected_calibration_error(y_true, probs, n_bins=10):
     return float(np.sum(count[used] / count.sum() * np.abs(frac[used] - conf[used])))
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 33
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 40
 # sigmoid(z) = 1 / (1 + e^-z) is notebook 05's (mediag.scratch.lstm), imported above.
 def temperature_nll(T, logits, y_true):
     # Mean binary cross-entropy of sigmoid(z / T): softplus(z/T) - y z/T, averaged.
@@ -188,7 +188,7 @@ def fit_temperature(logits, y_true, iters=50):
     return 1.0 / a
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 40
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 47
 def cnn_logit_gradients(params, x, output=0):
     # The §4.2 CNN (notebook 03's params) forward and backward from scratch: the logit z of `output`
     # (before the sigmoid) and dz/dA for the activations A (after ReLU) of each of the 3 conv layers.
@@ -211,7 +211,7 @@ def cnn_logit_gradients(params, x, output=0):
     return z, [a1, a2, a3], [g1, g2, g3]
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 41
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 48
 def grad_cam(A, G, kind="gradcam"):
     # Class activation maps [N, h, w] from activations A and gradients G = dz/dA, both [N, h, w, K].
     # gradcam: ReLU(sum_k alpha_k A^k), alpha_k = spatial mean of dz/dA^k (Selvaraju et al.);
@@ -245,8 +245,9 @@ def grad_cam_tf(model, x, layer, output=0):
     return A.numpy(), tape.gradient(z, A).numpy()
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 45
-@register_check("evaluation metrics from scratch = scikit-learn (ties included)")
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 52
+@register_check("evaluation metrics from scratch = scikit-learn (ties included)", formula="§3.3 evaluation metrics",
+                direction="forward", reference=("sklearn",))
 def check_metrics(rng):
     import sklearn.metrics as skm
     from sklearn.calibration import calibration_curve
@@ -271,8 +272,9 @@ def check_metrics(rng):
     check(f"all metrics = scikit-learn (random, ties, n={n})", ours, theirs)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 46
-@register_check("Grad-CAM gradients: NumPy = tf.GradientTape = PyTorch autograd (float64)")
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 53
+@register_check("Grad-CAM gradients: NumPy = tf.GradientTape = PyTorch autograd (float64)", formula="§7.3 Grad-CAM",
+                direction="backward", reference=("tf/keras", "torch"))
 def check_grad_cam(rng):
     import torch
 
@@ -302,7 +304,7 @@ def check_grad_cam(rng):
           np.concatenate([acts[k].grad.permute(0, 2, 3, 1).numpy().ravel() for k in range(3)]), atol=atol)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 49
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 56
 def conv_cell_centres(layer):
     # Offset and stride of the §4.2 CNN's conv layer `layer` (0, 1, 2): cell q of its output map is
     # centred on input pixel offset + stride * q (3×3 valid convs shift by 1, 2×2 pools by 0.5, stride ×2).
@@ -342,7 +344,7 @@ def pointing_game(heat, masks):
     return masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 56
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 64
 def occlusion_drops(predict, image, patch=5, stride=2, fill=0.0):
     # Occlusion sensitivity (遮挡敏感性): slide a patch×patch square of `fill` over image [H, W, C] and
     # record how much predict (a function [B, H, W, C] -> [B] scores) drops. Returns [Ho, Wo].
@@ -367,7 +369,7 @@ def occlusion_heat(drops, patch, stride, shape):
     return np.where(count > 0, heat / np.maximum(count, 1), 0.0)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 62
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 72
 def simulate_scanner(images, rng=None, gamma=1.0, gain=1.0, noise_sd=0.0, downsample=1):
     # Another "scanner" for films [N, H, W] in [0, 1]: exposure (gain * x ** gamma), a coarser detector
     # (area-average over downsample×downsample blocks, bilinear back up) and extra quantum noise.
