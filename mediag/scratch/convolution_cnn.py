@@ -286,6 +286,7 @@ def max_pool2d_backward(dy, x, size=2, stride=None):
 @register_check("§3.1.1 conv2d_seed = depthwise convolution (PyTorch, TensorFlow)", formula="§3.1.1 convolution",
                 direction="forward", reference=("torch", "tf/keras"))
 def check_conv2d_seed(rng):
+    """conv2d_seed, random (H, W, K) image and (M, N, K) kernel, vs torch conv2d(groups=K), tf depthwise_conv2d."""
     import tensorflow as tf
     import torch
 
@@ -303,6 +304,7 @@ def check_conv2d_seed(rng):
 @register_check("conv2d forward: loops = im2col = PyTorch = TensorFlow", formula="§3.1.1 convolution layer",
                 direction="forward", reference=("loops", "torch", "tf/keras"))
 def check_conv2d(rng):
+    """conv2d on random (N, H, W, C_in) inputs, four strides/paddings/kernels, vs the loops, PyTorch and TensorFlow."""
     for stride, padding, k in [(1, "valid", 3), (2, "same", 4), (2, 1, 3), ((1, 2), "same", 2)]:
         N, H, W = rng.integers(1, 3), rng.integers(6, 11), rng.integers(6, 11)
         c_in, c_out = rng.integers(1, 4), rng.integers(1, 4)
@@ -320,6 +322,7 @@ def check_conv2d(rng):
 @register_check("conv2d backward: autograd (PyTorch, TensorFlow)", formula="§3.1.1 convolution layer",
                 direction="backward", reference=("torch", "tf/keras"))
 def check_conv2d_backward(rng):
+    """conv2d_backward (dx, dw, db) on random (2, 7, 8, 2) inputs, three strides/paddings, vs torch and tf autograd."""
     for stride, padding, k in [(1, "valid", 3), (2, "same", 4), (2, 1, 3)]:
         x, w, b = rng.standard_normal((2, 7, 8, 2)), rng.standard_normal((k, k, 2, 3)), rng.standard_normal(3)
         dy = rng.standard_normal(conv2d(x, w, b, stride, padding).shape)
@@ -341,6 +344,7 @@ def _max_pool_cases(rng):
 @register_check("max_pool2d forward (PyTorch, TensorFlow)", formula="§4.2 max pooling", direction="forward",
                 reference=("torch", "tf/keras"))
 def check_max_pool2d(rng):
+    """max_pool2d of random (2, 9, 8, 3) inputs (size 2; size 3 stride 2) vs torch and tf.nn.max_pool2d."""
     import tensorflow as tf
     import torch
 
@@ -355,6 +359,7 @@ def check_max_pool2d(rng):
 @register_check("max_pool2d backward (PyTorch, TensorFlow)", formula="§4.2 max pooling", direction="backward",
                 reference=("torch", "tf/keras"))
 def check_max_pool2d_backward(rng):
+    """max_pool2d_backward: dx of random (2, 9, 8, 3) inputs vs torch autograd and tf.GradientTape."""
     import tensorflow as tf
     import torch
 
@@ -462,6 +467,7 @@ def cnn_torch_from_params(params, input_hw=(64, 64)):
 @register_check("§4.2 fixed CNN: NumPy = Keras = PyTorch (weights copied)", formula="§4.2 CNN", direction="forward",
                 reference=("tf/keras", "torch"))
 def check_cnn(rng):
+    """cnn_forward vs Keras and PyTorch: random (3, S, S, 1) films, S in 18..29, random widths, weights copied."""
     import torch
 
     size = int(rng.integers(18, 30))
