@@ -62,7 +62,7 @@ def main() -> int:
     start, end = markers("grade")
     text = "\n".join([
         start,
-        f"## `mediag grade` (issue 16, `benchmarks/bench_grade.py`)",
+        "## `mediag grade` (issue 16, `benchmarks/bench_grade.py`)",
         "",
         f"Notebook `{reference.stem}`; submissions are the reference (full marks) and the student edition (0), "
         f"alternating; scores asserted before timing is reported. {info['cpus']} CPUs, load {info['load']}, "

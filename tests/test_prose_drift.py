@@ -89,7 +89,8 @@ def test_notebook_prose_has_no_hand_typed_measurement(path):
 def test_readme_has_no_hand_typed_measurement(path):
     cells = [{"cell_type": "markdown", "source": [path.read_text(encoding="utf-8")]}]
     found = findings(path.name, cells)
-    assert not found, "measured numbers typed into a README (take them from a file make run writes):\n" + "\n".join(found)
+    why = "measured numbers typed into a README (take them from a file make run writes):\n"
+    assert not found, why + "\n".join(found)
 
 
 def test_the_scanner_catches_what_it_must():

@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 GUIDES = {ROOT / "docs" / "INSTRUCTOR.md": "en", ROOT / "docs" / "INSTRUCTOR.zh-CN.md": "zh"}
 BLOCK = re.compile(r"(<!-- generated:start[^>]*-->\n).*?(<!-- generated:end -->)", re.S)
 HEAD = {
-    "en": ("| notebook | graded exercises (points) | points | run time (last `make run`) |", "not measured yet: run `make run`"),
-    "zh": ("| notebook | 计分练习（分值） | 总分 | 运行时间（最近一次 `make run`） |", "尚未测量：请运行 `make run`"),
+    "en": ("| notebook | graded exercises (points) | points | run time (last `make run`) |",
+           "not measured yet: run `make run`"),
+    "zh": ("| notebook | 计分练习（分值） | 总分 | 运行时间（最近一次 `make run`） |",
+           "尚未测量：请运行 `make run`"),
 }
 
 
@@ -43,7 +45,7 @@ def rows(lang: str) -> list[str]:
 
 def exercises_column(text: str) -> list[str]:
     block = BLOCK.search(text)
-    return [line.split("|")[1:4] for line in block.group(0).splitlines() if line.startswith("| 0") or line.startswith("| 1")]
+    return [line.split("|")[1:4] for line in block.group(0).splitlines() if line.startswith(("| 0", "| 1"))]
 
 
 def main(argv: list[str]) -> int:
@@ -51,7 +53,7 @@ def main(argv: list[str]) -> int:
     for guide, lang in GUIDES.items():
         text = guide.read_text(encoding="utf-8")
         table = "\n".join(rows(lang)) + "\n"
-        new = BLOCK.sub(lambda m: m.group(1) + table + m.group(2), text)
+        new = BLOCK.sub(lambda m, table=table: m.group(1) + table + m.group(2), text)
         if "--check" in argv:
             if exercises_column(new) != exercises_column(text):
                 stale.append(guide.name)
