@@ -22,7 +22,9 @@ def _binary_inputs(y_true, other, who, other_name="scores"):
 
 
 def confusion_counts(y_true, y_pred):
-    # (TN, FP, FN, TP) of binary predictions: the 2×2 confusion matrix (混淆矩阵) as four counts.
+    """(TN, FP, FN, TP) of binary predictions: the 2×2 confusion matrix (混淆矩阵) as four counts. y_true, y_pred:
+    (N,) labels and predictions, 0/1 or bool -> four ints.
+    """
     y, p = _binary_inputs(y_true, y_pred, "confusion_counts", "predictions")
     p = p.astype(bool)
     return int(np.sum(~y & ~p)), int(np.sum(~y & p)), int(np.sum(y & ~p)), int(np.sum(y & p))
@@ -33,7 +35,9 @@ def _ratio(a, b):
 
 
 def binary_metrics(y_true, y_pred):
-    # Sensitivity, specificity, PPV, NPV, F1 and accuracy from the four counts (nan when undefined).
+    """Sensitivity, specificity, PPV, NPV, F1 and accuracy from the four counts (nan when undefined). y_true,
+    y_pred: (N,) labels and 0/1 predictions -> dict of six floats.
+    """
     tn, fp, fn, tp = confusion_counts(y_true, y_pred)
     return {"sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
             "ppv": _ratio(tp, tp + fp), "npv": _ratio(tn, tn + fn),
@@ -42,8 +46,10 @@ def binary_metrics(y_true, y_pred):
 
 # Defined in notebooks/09_evaluation_explainability.ipynb, cell 16
 def roc_curve(y_true, scores):
-    # ROC points (FPR, TPR) at every distinct score used as threshold (predict positive if s >= t),
-    # from the strictest (t = +inf: nothing positive) to the loosest. Returns fpr, tpr, thresholds.
+    """ROC points (FPR, TPR) at every distinct score used as threshold (predict positive if s >= t), from the
+    strictest (t = +inf: nothing positive) to the loosest. Returns fpr, tpr, thresholds. y_true, scores: (N,)
+    -> fpr, tpr, thresholds: (K + 1,) each, K distinct scores.
+    """
     y, s = _binary_inputs(y_true, scores, "roc_curve")
     if y.all() or not y.any():
         raise ValueError("roc_curve: need both positive and negative labels")
@@ -57,7 +63,7 @@ def roc_curve(y_true, scores):
 
 
 def auc_trapezoid(x, y):
-    # Area under a curve given by points (x, y) with x non-decreasing: the trapezoid rule.
+    """Area under a curve given by points (x, y) with x non-decreasing: the trapezoid rule. x, y: (K,) -> float."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if np.any(np.diff(x) < 0):
         raise ValueError("auc_trapezoid: x must be non-decreasing (sort the curve first)")
@@ -65,7 +71,9 @@ def auc_trapezoid(x, y):
 
 
 def auc_rank(y_true, scores):
-    # AUC = P(s+ > s-) + P(s+ = s-) / 2 (Mann-Whitney U / (n+ n-)), with average ranks for ties.
+    """AUC = P(s+ > s-) + P(s+ = s-) / 2 (Mann-Whitney U / (n+ n-)), with average ranks for ties. y_true,
+    scores: (N,) -> float in [0, 1].
+    """
     y, s = _binary_inputs(y_true, scores, "auc_rank")
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
@@ -80,8 +88,10 @@ def auc_rank(y_true, scores):
 
 # Defined in notebooks/09_evaluation_explainability.ipynb, cell 19
 def pr_curve(y_true, scores):
-    # Precision-recall points at every distinct score threshold, loosest first (recall 1) to strictest,
-    # then the point (recall 0, precision 1), as scikit-learn does. Returns precision, recall, thresholds.
+    """Precision-recall points at every distinct score threshold, loosest first (recall 1) to strictest, then
+    the point (recall 0, precision 1), as scikit-learn does. Returns precision, recall, thresholds. y_true,
+    scores: (N,) -> precision, recall: (K + 1,), thresholds: (K,), K distinct scores.
+    """
     y, s = _binary_inputs(y_true, scores, "pr_curve")
     if not y.any():
         raise ValueError("pr_curve: need at least one positive label")
@@ -94,21 +104,27 @@ def pr_curve(y_true, scores):
 
 
 def average_precision(y_true, scores):
-    # AP = sum_n (R_n - R_{n-1}) P_n: precision weighted by each step in recall (no interpolation).
+    """AP = sum_n (R_n - R_{n-1}) P_n: precision weighted by each step in recall (no interpolation). y_true,
+    scores: (N,) -> float.
+    """
     precision, recall, _ = pr_curve(y_true, scores)
     return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
 # Defined in notebooks/09_evaluation_explainability.ipynb, cell 23
 def youden_threshold(y_true, scores):
-    # The threshold maximising Youden's J = sensitivity + specificity - 1 (ties: the strictest one).
+    """The threshold maximising Youden's J = sensitivity + specificity - 1 (ties: the strictest one). y_true,
+    scores: (N,) -> float (a score, or +inf).
+    """
     fpr, tpr, thresholds = roc_curve(y_true, scores)
     k = int(np.argmax(tpr - fpr))
     return float(thresholds[k])
 
 
 def threshold_for_sensitivity(y_true, scores, target=0.95):
-    # The strictest threshold whose sensitivity reaches `target` (the best specificity that meets it).
+    """The strictest threshold whose sensitivity reaches `target` (the best specificity that meets it). y_true,
+    scores: (N,), target in (0, 1] -> float.
+    """
     if not 0 < target <= 1:
         raise ValueError(f"threshold_for_sensitivity: target must be in (0, 1], got {target!r}")
     fpr, tpr, thresholds = roc_curve(y_true, scores)
@@ -117,9 +133,11 @@ def threshold_for_sensitivity(y_true, scores, target=0.95):
 
 # Defined in notebooks/09_evaluation_explainability.ipynb, cell 24
 def bootstrap_ci(y_true, scores, statistic, n_boot=1000, alpha=0.05, seed=0, groups=None):
-    # Percentile bootstrap interval of statistic(y, s), resampling cases with replacement n_boot times,
-    # or whole groups (patients) when `groups` is given: films of one patient are not independent.
-    # Resamples with a single class are drawn again. Returns (low, high, the n_boot statistics).
+    """Percentile bootstrap interval of statistic(y, s), resampling cases with replacement n_boot times, or
+    whole groups (patients) when `groups` is given: films of one patient are not independent. Resamples with
+    a single class are drawn again. Returns (low, high, the n_boot statistics). y_true, scores, groups: (N,);
+    statistic(y, s) -> float; stats: (n_boot,).
+    """
     y, s = np.asarray(y_true), np.asarray(scores)
     g = np.arange(len(y)) if groups is None else np.asarray(groups)
     if g.shape != y.shape or s.shape != y.shape:
@@ -137,10 +155,12 @@ def bootstrap_ci(y_true, scores, statistic, n_boot=1000, alpha=0.05, seed=0, gro
     return float(low), float(high), stats
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 39
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 43
 def reliability_bins(y_true, probs, n_bins=10):
-    # Equal-width bins of the predicted probability: (mean predicted, fraction positive, count) per
-    # bin; empty bins give nan. Bin b holds (b/B, (b+1)/B], and p = 0 goes to the first bin.
+    """Equal-width bins of the predicted probability: (mean predicted, fraction positive, count) per bin; empty
+    bins give nan. Bin b holds (b/B, (b+1)/B], and p = 0 goes to the first bin. y_true, probs: (N,) -> conf,
+    frac, count: (n_bins,) each.
+    """
     y, p = _binary_inputs(y_true, probs, "reliability_bins", "probabilities")
     p = p.astype(np.float64)
     if np.any((p < 0) | (p > 1)):
@@ -154,23 +174,29 @@ def reliability_bins(y_true, probs, n_bins=10):
 
 
 def expected_calibration_error(y_true, probs, n_bins=10):
-    # ECE = sum_b (n_b / N) |frac_b - conf_b|: the bin-weighted gap of the reliability diagram.
+    """ECE = sum_b (n_b / N) |frac_b - conf_b|: the bin-weighted gap of the reliability diagram. y_true, probs:
+    (N,) -> float.
+    """
     conf, frac, count = reliability_bins(y_true, probs, n_bins)
     used = count > 0
     return float(np.sum(count[used] / count.sum() * np.abs(frac[used] - conf[used])))
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 40
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 44
 # sigmoid(z) = 1 / (1 + e^-z) is notebook 05's (mediag.scratch.lstm), imported above.
 def temperature_nll(T, logits, y_true):
-    # Mean binary cross-entropy of sigmoid(z / T): softplus(z/T) - y z/T, averaged.
+    """Mean binary cross-entropy of sigmoid(z / T): softplus(z/T) - y z/T, averaged. T > 0, logits, y_true: (N,)
+    -> float.
+    """
     a = np.asarray(logits, dtype=np.float64) / T
     return float(np.mean(np.logaddexp(0, a) - np.asarray(y_true) * a))
 
 
 def fit_temperature(logits, y_true, iters=50):
-    # Temperature scaling: the T > 0 minimising temperature_nll on held-out data. In a = 1/T the loss is
-    # convex (second derivative mean(p(1-p) z^2) >= 0), so Newton's method from a = 1 converges.
+    """Temperature scaling: the T > 0 minimising temperature_nll on held-out data. In a = 1/T the loss is convex
+    (second derivative mean(p(1-p) z^2) >= 0), so Newton's method from a = 1 converges. logits, y_true: (N,)
+    -> float T > 0.
+    """
     z, y = _binary_inputs(y_true, logits, "fit_temperature", "logits")[::-1]
     z, y = z.astype(np.float64), y.astype(np.float64)
     a = 1.0
@@ -188,11 +214,12 @@ def fit_temperature(logits, y_true, iters=50):
     return 1.0 / a
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 47
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 51
 def cnn_logit_gradients(params, x, output=0):
-    # The §4.2 CNN (notebook 03's params) forward and backward from scratch: the logit z of `output`
-    # (before the sigmoid) and dz/dA for the activations A (after ReLU) of each of the 3 conv layers.
-    # x [N, H, W, C] -> (z [N], maps [A1, A2, A3], grads [dz/dA1, dz/dA2, dz/dA3]).
+    """The §4.2 CNN (notebook 03's params) forward and backward from scratch: the logit z of `output` (before
+    the sigmoid) and dz/dA for the activations A (after ReLU) of each of the 3 conv layers. x [N, H, W, C] ->
+    (z [N], maps [A1, A2, A3], grads [dz/dA1, dz/dA2, dz/dA3]).
+    """
     from mediag.scratch.convolution_cnn import conv2d, conv2d_backward, max_pool2d, max_pool2d_backward
 
     (w1, b1), (w2, b2), (w3, b3) = params["conv"]
@@ -211,11 +238,12 @@ def cnn_logit_gradients(params, x, output=0):
     return z, [a1, a2, a3], [g1, g2, g3]
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 48
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 52
 def grad_cam(A, G, kind="gradcam"):
-    # Class activation maps [N, h, w] from activations A and gradients G = dz/dA, both [N, h, w, K].
-    # gradcam: ReLU(sum_k alpha_k A^k), alpha_k = spatial mean of dz/dA^k (Selvaraju et al.);
-    # hirescam: ReLU(sum_k dz/dA^k * A^k), element-wise, no averaging (Draelos & Carin).
+    """Class activation maps [N, h, w] from activations A and gradients G = dz/dA, both [N, h, w, K]. gradcam:
+    ReLU(sum_k alpha_k A^k), alpha_k = spatial mean of dz/dA^k (Selvaraju et al.); hirescam: ReLU(sum_k
+    dz/dA^k * A^k), element-wise, no averaging (Draelos & Carin).
+    """
     A, G = np.asarray(A), np.asarray(G)
     if A.shape != G.shape or A.ndim != 4:
         raise ValueError(f"grad_cam: A {A.shape} and G {G.shape} must both be [N, h, w, K]")
@@ -228,8 +256,10 @@ def grad_cam(A, G, kind="gradcam"):
 
 
 def grad_cam_tf(model, x, layer, output=0):
-    # The same activations and gradients by tf.GradientTape on a build_cnn_keras model: layer 0, 1, 2 is
-    # the 1st, 2nd, 3rd conv layer. Returns (A, dz/dA) as NumPy arrays; z is the logit of `output`.
+    """The same activations and gradients by tf.GradientTape on a build_cnn_keras model: layer 0, 1, 2 is the
+    1st, 2nd, 3rd conv layer. Returns (A, dz/dA) as NumPy arrays; z is the logit of `output`. x: (N, H, W, C)
+    -> A, dz/dA: (N, h, w, K) each.
+    """
     import tensorflow as tf
 
     convs = [i for i, lay in enumerate(model.layers) if type(lay).__name__ == "Conv2D"]
@@ -245,10 +275,13 @@ def grad_cam_tf(model, x, layer, output=0):
     return A.numpy(), tape.gradient(z, A).numpy()
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 52
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 56
 @register_check("evaluation metrics from scratch = scikit-learn (ties included)", formula="§3.3 evaluation metrics",
                 direction="forward", reference=("sklearn",))
 def check_metrics(rng):
+    """Registered check: the metrics above on random scores with ties (rng: numpy Generator) = scikit-learn;
+    raises AssertionError on a mismatch.
+    """
     import sklearn.metrics as skm
     from sklearn.calibration import calibration_curve
 
@@ -272,10 +305,13 @@ def check_metrics(rng):
     check(f"all metrics = scikit-learn (random, ties, n={n})", ours, theirs)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 53
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 57
 @register_check("Grad-CAM gradients: NumPy = tf.GradientTape = PyTorch autograd (float64)", formula="§7.3 Grad-CAM",
                 direction="backward", reference=("tf/keras", "torch"))
 def check_grad_cam(rng):
+    """Registered check: cnn_logit_gradients on a random small CNN (rng: numpy Generator) = tf.GradientTape =
+    torch autograd in float64; raises AssertionError on a mismatch.
+    """
     import torch
 
     from mediag.scratch.convolution_cnn import build_cnn_keras, cnn_params_from_keras, cnn_torch_from_params
@@ -304,10 +340,12 @@ def check_grad_cam(rng):
           np.concatenate([acts[k].grad.permute(0, 2, 3, 1).numpy().ravel() for k in range(3)]), atol=atol)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 56
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 60
 def conv_cell_centres(layer):
-    # Offset and stride of the §4.2 CNN's conv layer `layer` (0, 1, 2): cell q of its output map is
-    # centred on input pixel offset + stride * q (3×3 valid convs shift by 1, 2×2 pools by 0.5, stride ×2).
+    """Offset and stride of the §4.2 CNN's conv layer `layer` (0, 1, 2): cell q of its output map is centred on
+    input pixel offset + stride * q (3×3 valid convs shift by 1, 2×2 pools by 0.5, stride ×2). layer: 0, 1 or
+    2 -> (float offset, int stride).
+    """
     offset, stride = 0.0, 1
     for i in range(layer + 1):
         offset += 1 * stride                 # 3×3 valid conv: the centre is one pixel in
@@ -318,8 +356,10 @@ def conv_cell_centres(layer):
 
 
 def cam_to_input(cam, layer, size):
-    # Upsample maps [N, h, w] to the input grid [N, size, size] by bilinear interpolation between the
-    # cells' true centres (conv_cell_centres), the edge value beyond the outermost centres.
+    """Upsample maps [N, h, w] to the input grid [N, size, size] by bilinear interpolation between the cells'
+    true centres (conv_cell_centres), the edge value beyond the outermost centres. cam: (N, h, w), layer:
+    0-2, size: int -> (N, size, size).
+    """
     cam = np.asarray(cam, dtype=np.float64)
     offset, stride = conv_cell_centres(layer)
 
@@ -336,7 +376,7 @@ def cam_to_input(cam, layer, size):
 
 
 def pointing_game(heat, masks):
-    # Hit = the heat map's maximum lies inside the true mask. heat, masks [N, H, W] -> bool [N].
+    """Hit = the heat map's maximum lies inside the true mask. heat, masks [N, H, W] -> bool [N]."""
     heat, masks = np.asarray(heat), np.asarray(masks, dtype=bool)
     if heat.shape != masks.shape or heat.ndim != 3:
         raise ValueError(f"pointing_game: heat {heat.shape} and masks {masks.shape} must both be [N, H, W]")
@@ -344,10 +384,11 @@ def pointing_game(heat, masks):
     return masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 64
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 68
 def occlusion_drops(predict, image, patch=5, stride=2, fill=0.0):
-    # Occlusion sensitivity (遮挡敏感性): slide a patch×patch square of `fill` over image [H, W, C] and
-    # record how much predict (a function [B, H, W, C] -> [B] scores) drops. Returns [Ho, Wo].
+    """Occlusion sensitivity (遮挡敏感性): slide a patch×patch square of `fill` over image [H, W, C] and record how
+    much predict (a function [B, H, W, C] -> [B] scores) drops. Returns [Ho, Wo].
+    """
     img = np.asarray(image)
     H, W = img.shape[:2]
     if patch > min(H, W) or patch < 1 or stride < 1:
@@ -361,7 +402,9 @@ def occlusion_drops(predict, image, patch=5, stride=2, fill=0.0):
 
 
 def occlusion_heat(drops, patch, stride, shape):
-    # Spread each patch's drop over the pixels it covered and average: a heat map of `shape` (H, W).
+    """Spread each patch's drop over the pixels it covered and average: a heat map of `shape` (H, W). drops:
+    (Ho, Wo) -> (H, W).
+    """
     heat, count = np.zeros(shape), np.zeros(shape)
     for (a, b), d in np.ndenumerate(drops):
         heat[a * stride:a * stride + patch, b * stride:b * stride + patch] += d
@@ -369,10 +412,12 @@ def occlusion_heat(drops, patch, stride, shape):
     return np.where(count > 0, heat / np.maximum(count, 1), 0.0)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 72
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 76
 def simulate_scanner(images, rng=None, gamma=1.0, gain=1.0, noise_sd=0.0, downsample=1):
-    # Another "scanner" for films [N, H, W] in [0, 1]: exposure (gain * x ** gamma), a coarser detector
-    # (area-average over downsample×downsample blocks, bilinear back up) and extra quantum noise.
+    """Another "scanner" for films [N, H, W] in [0, 1]: exposure (gain * x ** gamma), a coarser detector
+    (area-average over downsample×downsample blocks, bilinear back up) and extra quantum noise. images: (N,
+    H, W) in [0, 1] -> (N, H, W) float32 in [0, 1].
+    """
     import cv2
 
     imgs = np.asarray(images, dtype=np.float64)
@@ -390,7 +435,9 @@ def simulate_scanner(images, rng=None, gamma=1.0, gain=1.0, noise_sd=0.0, downsa
 
 
 def random_scanners(images, rng, gamma=(0.6, 1.7), gain=(0.8, 1.15), noise_sd=(0.0, 0.06), downsample=(1, 2, 3)):
-    # Augmentation for training: each film through its own random scanner from these ranges.
+    """Augmentation for training: each film through its own random scanner from these ranges. images: (N, H, W)
+    in [0, 1], rng: numpy Generator -> (N, H, W) float32.
+    """
     rng = np.random.default_rng(rng)
     return np.concatenate([simulate_scanner(im[None], rng, rng.uniform(*gamma), rng.uniform(*gain),
                                             rng.uniform(*noise_sd), int(rng.choice(downsample)))
