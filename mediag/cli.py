@@ -317,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "graded (whatever the scores), 2 on bad arguments.")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebook files or folders")
     p.add_argument("--json", action="store_true", help="print one JSON list, an object per submission")
-    p.add_argument("--timeout", type=int, default=120, help="seconds allowed for one cell (default: 120)")
+    p.add_argument("--timeout", type=int, default=600,
+                   help="seconds allowed for one cell (default: 600, as mediag run: 08's and 09's training cells "
+                        "take minutes on 2 cores)")
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the CPU count)")
     p.add_argument("--gradebook", metavar="FILE.csv", help="also write a CSV: a row per submission, a column per "
                    "exercise and the total")

@@ -84,7 +84,7 @@ def _result(submission: Path, notebook: str | None, exercises: list[dict], messa
             "exercises": exercises, "message": message}
 
 
-def grade_one(submission: str | Path, reference_dir: str | Path = NOTEBOOK_DIR, timeout: int = 120) -> dict:
+def grade_one(submission: str | Path, reference_dir: str | Path = NOTEBOOK_DIR, timeout: int = 600) -> dict:
     """Grade one submission; never raises for a bad submission (the reason is in the result)."""
     import nbformat
     from nbclient import NotebookClient
@@ -176,7 +176,7 @@ def _run_tests(client, nb, eid: str, spec: dict) -> dict:
     return {"status": "passed", "message": ""}
 
 
-def grade(paths: list[str], reference_dir: str | Path = NOTEBOOK_DIR, timeout: int = 120,
+def grade(paths: list[str], reference_dir: str | Path = NOTEBOOK_DIR, timeout: int = 600,
           jobs: int | None = None) -> list[dict]:
     """Grade every submission in `paths`, `jobs` at a time (default: the CPU count), in input order."""
     submissions = submissions_in(paths)
