@@ -153,6 +153,29 @@ def test_cnn_three_ways_on_odd_input_size():
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
 
 
+def test_cnn_forward_cache_holds_what_grad_cam_needs():
+    """return_cache: conv inputs and ReLU maps equal Keras' layers; probs = sigmoid(logits); hidden feeds the head."""
+    from mediag.scratch import build_cnn_keras, cnn_forward, cnn_params_from_keras, sigmoid
+
+    model = build_cnn_keras((22, 25, 1), n_outputs=2, filters=(3, 4, 5), dense=6, dtype="float64")
+    params = cnn_params_from_keras(model)
+    x = RNG.random((3, 22, 25, 1))
+    probs, cache = cnn_forward(params, x, return_cache=True)
+    np.testing.assert_array_equal(probs, cnn_forward(params, x))
+    np.testing.assert_allclose(probs, sigmoid(cache["logits"]), rtol=0)
+    np.testing.assert_allclose(cache["logits"], cache["hidden"] @ params["dense"][1][0] + params["dense"][1][1])
+    h, seen = x, []
+    for layer in model.layers[:6]:           # conv, pool, conv, pool, conv (+ flatten)
+        h = layer(h).numpy()
+        seen.append(h)
+    for got, want in zip(cache["maps"], seen[0:5:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(cache["inputs"][0], x)
+    for got, want in zip(cache["inputs"][1:], seen[1:4:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    assert cache["hidden"].shape == (3, 6) and cache["logits"].shape == (3, 2)
+
+
 def test_build_cnn_keras_needs_a_channel_axis():
     from mediag.scratch import build_cnn_keras
 

@@ -1,15 +1,15 @@
 """From-scratch implementations exported from the notebooks (see mediag/export.py)."""
 
-from .start_here import softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad
+from .start_here import softmax, log_softmax, softmax_cross_entropy, softmax_cross_entropy_grad, sigmoid
 from .medical_images_dicom import window_loops
-from .preprocessing import nl_means, psnr, gaussian_window, ssim, minmax_normalize, zscore, rotation_matrix, invert_affine, warp_affine, equalize_hist, clahe_tables, clahe, augment, validate_image, preprocess
+from .preprocessing import nl_means, gaussian_kernel, gaussian_blur, psnr, gaussian_window, ssim, minmax_normalize, zscore, rotation_matrix, invert_affine, warp_affine, equalize_hist, clahe_tables, clahe, augment, validate_image, preprocess
 from .convolution_cnn import conv2d_seed, same_padding, conv_padding, conv_output_size, conv2d_loop, im2col, conv2d, conv2d_torch, conv2d_tf, conv2d_backward, conv2d_grads_torch, conv2d_grads_tf, max_pool2d, max_pool2d_backward, build_cnn_keras, cnn_params_from_keras, cnn_forward, cnn_feature_hw, cnn_torch_from_params
 from .rnn import rnn_step, rnn_forward, torch_rnn_from_numpy, keras_rnn_from_numpy, rnn_backward, tf_rnn_gradients, rnn_jacobian_norms
-from .lstm import sigmoid, lstm_step, lstm_forward, lstm_framework_weights, torch_lstm_from_numpy, keras_lstm_from_numpy, lstm_backward, lstm_params_from_framework, tf_lstm_gradients, lstm_jacobian_norms
+from .lstm import lstm_step, lstm_forward, lstm_framework_weights, torch_lstm_from_numpy, keras_lstm_from_numpy, lstm_backward, lstm_params_from_framework, tf_lstm_gradients, lstm_jacobian_norms
 from .attention_transformer import causal_mask, attention, multi_head_attention, mha_weights_from_torch, mha_weights_to_keras, attention_backward, tf_attention_gradients, layer_norm, sinusoidal_positions, transformer_encoder_layer, encoder_params_from_torch, keras_encoder_from_params, tf_encoder_gradients, multi_head_attention_backward, layer_norm_backward, transformer_encoder_backward, patchify
 from .gpt_language_model import lm_loss_loops, lm_loss, perplexity, lm_loss_grad, gelu_tanh, hf_conv1d, gpt2_attention, gpt2_block, gpt2_params_from_transformers, gpt2_forward, gpt2_keras, conv1d_backward, gelu_tanh_backward, gpt2_attention_backward, gpt2_block_backward, gpt2_backward, gpt2_named, adam_step, train_report_tokenizer, pack_blocks, train_lm, next_token_probs, sample_next_token, lm_generate, load_language_model, generate_report
-from .diagnosis_pipeline import gaussian_kernel, gaussian_blur, input_stats, make_inputs, finding_targets, feature_model, report_scores, source_prompt, choose_thresholds, template_report, template_reports, build_prefix_lm, prefix_inputs, encode_reports, train_prefix_lm, generate_with_prefix, pipeline_classifier, pipeline_language_model, pipeline_metrics, run_pipeline
-from .evaluation_explainability import confusion_counts, binary_metrics, roc_curve, auc_trapezoid, auc_rank, pr_curve, average_precision, youden_threshold, threshold_for_sensitivity, bootstrap_ci, reliability_bins, expected_calibration_error, temperature_nll, fit_temperature, cnn_logit_gradients, grad_cam, grad_cam_tf, conv_cell_centres, cam_to_input, pointing_game, occlusion_drops, occlusion_heat, simulate_scanner, random_scanners
+from .diagnosis_pipeline import input_stats, make_inputs, finding_targets, feature_model, confusion_counts, binary_metrics, report_scores, source_prompt, choose_thresholds, template_report, template_reports, build_prefix_lm, prefix_inputs, encode_reports, train_prefix_lm, generate_with_prefix, pipeline_classifier, pipeline_language_model, pipeline_metrics, run_pipeline
+from .evaluation_explainability import roc_curve, auc_trapezoid, auc_rank, pr_curve, average_precision, youden_threshold, threshold_for_sensitivity, bootstrap_ci, reliability_bins, expected_calibration_error, temperature_nll, fit_temperature, cnn_logit_gradients, grad_cam, grad_cam_tf, conv_cell_centres, cam_to_input, pointing_game, occlusion_drops, occlusion_heat, simulate_scanner, random_scanners
 from .applications_responsible_ai import aspect_from_spacing, scale_bar_mm, window_label, display_flips, draw_scale_bar, show_dicom, roi_stats, distance_mm, equivalent_diameter_mm, extent, cardiothoracic_ratio, pool_features, logistic_loss_grad, fit_logistic, predict_logistic, flip_labels
 
 __all__ = [
@@ -17,8 +17,11 @@ __all__ = [
     "log_softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
+    "sigmoid",
     "window_loops",
     "nl_means",
+    "gaussian_kernel",
+    "gaussian_blur",
     "psnr",
     "gaussian_window",
     "ssim",
@@ -59,7 +62,6 @@ __all__ = [
     "rnn_backward",
     "tf_rnn_gradients",
     "rnn_jacobian_norms",
-    "sigmoid",
     "lstm_step",
     "lstm_forward",
     "lstm_framework_weights",
@@ -112,12 +114,12 @@ __all__ = [
     "lm_generate",
     "load_language_model",
     "generate_report",
-    "gaussian_kernel",
-    "gaussian_blur",
     "input_stats",
     "make_inputs",
     "finding_targets",
     "feature_model",
+    "confusion_counts",
+    "binary_metrics",
     "report_scores",
     "source_prompt",
     "choose_thresholds",
@@ -132,8 +134,6 @@ __all__ = [
     "pipeline_language_model",
     "pipeline_metrics",
     "run_pipeline",
-    "confusion_counts",
-    "binary_metrics",
     "roc_curve",
     "auc_trapezoid",
     "auc_rank",

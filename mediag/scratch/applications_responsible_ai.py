@@ -8,7 +8,7 @@ import numpy as np
 
 from mediag import dicom
 from mediag.scratch.evaluation_explainability import auc_rank  # notebook 09
-from mediag.scratch.lstm import sigmoid  # notebook 05
+from mediag.scratch.start_here import sigmoid  # notebook 00
 from mediag.verify import check, register_check
 
 

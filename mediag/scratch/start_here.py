@@ -49,7 +49,19 @@ def softmax_cross_entropy_grad(logits, labels, reduction="mean"):
     return grad / len(labels) if reduction == "mean" else grad
 
 
-# Defined in notebooks/00_start_here.ipynb, cell 27
+# Defined in notebooks/00_start_here.ipynb, cell 19
+def sigmoid(a):
+    """Logistic sigmoid 1 / (1 + e^-a), elementwise, float64: a (any shape) -> (same shape), in [0, 1].
+
+    Stable in both tails: for a < 0 it is computed as e^a / (1 + e^a), so e^-|a| never overflows and tiny
+    values keep their relative precision.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+# Defined in notebooks/00_start_here.ipynb, cell 30
 from mediag.verify import check, gradcheck, register_check
 
 
@@ -69,6 +81,19 @@ def check_softmax_frameworks(rng):
     check("cross-entropy vs torch", softmax_cross_entropy(z, y), F.cross_entropy(z_t, y_t))
     check("cross-entropy vs tf", softmax_cross_entropy(z, y, "none"),
           tf.nn.sparse_softmax_cross_entropy_with_logits(tf.constant(y), tf.constant(z)))
+
+
+@register_check("logistic sigmoid: NumPy vs PyTorch vs Keras, both tails", formula="sigmoid", direction="forward",
+                reference=("torch", "tf/keras"))
+def check_sigmoid_frameworks(rng):
+    """sigmoid on a random (N, K) array with logits up to +-rng.uniform(1, 800) = torch.sigmoid = Keras' sigmoid."""
+    import keras
+    import tensorflow as tf
+    import torch
+
+    a = rng.normal(size=(rng.integers(1, 9), rng.integers(1, 12))) * rng.uniform(1, 800)
+    check("sigmoid vs torch", sigmoid(a), torch.sigmoid(torch.from_numpy(a)))
+    check("sigmoid vs keras", sigmoid(a), keras.activations.sigmoid(tf.constant(a)))
 
 
 @register_check("cross-entropy gradient p - onehot(y): finite differences and autograd",
