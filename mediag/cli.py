@@ -59,7 +59,7 @@ def cmd_verify(args) -> int:
                           "rows": rows}, indent=2))
     else:
         print(f"mediag verify: seed {seed} (repeat with --seed {seed})")
-        print(report)
+        print(f"{report}\n\n{report.summary()}")  # every row, then one line per formula
         for title, message in errors:
             print(f"FAILED {title}: {message}", file=sys.stderr)
     return 1 if report.n_failed or errors or not report.rows else 0

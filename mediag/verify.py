@@ -2,7 +2,14 @@
 
     from mediag.verify import check, gradcheck, report
     check("softmax: NumPy vs PyTorch", ours, theirs)      # asserts, records a PASS row
-    report()                                              # the table (HTML in a notebook)
+    report()                  # a notebook's last cell: the summary (one row per group, failing rows in full)
+    report(full=True)         # every row (also `mediag verify` and the course site)
+
+PASS rule (one rule, stated in every summary). A row of `check` passes when its "max rel err" column is at
+most `rtol` (CS231n's relative error, `rel_error`); only a check given an `atol` (values near zero, where a
+relative error means nothing) passes instead when `|ours - reference| <= atol + rtol * |reference|`
+everywhere. Each row also records `tol_ratio`, its error divided by the tolerance that decides it, so a
+row passes exactly when `tol_ratio <= 1`.
 
 `check` raises AssertionError when the two arrays disagree beyond the tolerance, after recording a
 FAIL row, so a wrong formula stops the notebook and shows up in `make run`'s summary.
@@ -47,10 +54,21 @@ class Row:
     formula: str | None = None
     direction: str | None = None
     reference: tuple[str, ...] | None = None
+    #: the error divided by the tolerance that decides PASS (max rel err / rtol, or with an atol
+    #: max |ours - reference| / (atol + rtol * |reference|)); <= 1 exactly when the row passes.
+    #: None for `check_true` and `claim` rows, which compare no arrays.
+    tol_ratio: float | None = None
 
     @property
     def status(self) -> str:
         return "PASS" if self.passed else "FAIL"
+
+    @property
+    def rule(self) -> str:
+        """What decides PASS: "rel" (max rel err <= rtol), "abs" (an atol was given) or "claim" (no arrays)."""
+        if self.shape == "-":
+            return "claim"
+        return "abs" if " + " in self.tolerance else "rel"
 
     @property
     def has_metadata(self) -> bool:
@@ -58,12 +76,16 @@ class Row:
 
 
 class Report:
-    """The rows recorded so far; shows as a table in a notebook and as text in a terminal."""
+    """The rows recorded so far; shows as a summary in a notebook (`full=True`: every row) and as text in a terminal."""
 
     columns = ("check", "shape", "max abs err", "max rel err", "rtol + atol", "result")
+    #: the columns of the summary: one row per group (see `group_of`)
+    summary_columns = ("group", "checks", "worst max rel err", "worst error ÷ tolerance", "result")
 
-    def __init__(self) -> None:
-        self.rows: list[Row] = []
+    def __init__(self, rows: list[Row] | None = None, full: bool = False) -> None:
+        self.rows: list[Row] = [] if rows is None else rows
+        #: show every row in a notebook instead of the summary (`report(full=True)`)
+        self.full = full
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -92,14 +114,69 @@ class Report:
     def _header(self):
         return (*self.columns[:-1], *self.meta_columns, self.columns[-1]) if self._with_metadata() else self.columns
 
-    def _cells(self):
+    def _cells(self, rows=None):
         meta = self._with_metadata()
-        for r in self.rows:
+        for r in self.rows if rows is None else rows:
             cells = (r.name, r.shape, f"{r.max_abs_err:.1e}", f"{r.max_rel_err:.1e}", r.tolerance)
             if meta:
                 cells += (r.formula or UNSPECIFIED, r.direction or UNSPECIFIED,
                           ", ".join(r.reference or ()) or UNSPECIFIED)
             yield (*cells, r.status)
+
+    # -- the summary ---------------------------------------------------------------------------------
+
+    def groups(self) -> list[dict]:
+        """One dict per group (`group_of`), in order of first appearance.
+
+        Keys: group, checks, failed, worst_rel (the largest max rel err over the group's rows whose PASS
+        that column decides, None if there are none), worst_ratio (the largest error / tolerance over its
+        array rows, None if there are none), result ("PASS" or "FAIL").
+        """
+        out: dict[str, dict] = {}
+        for r in self.rows:
+            g = out.setdefault(group_of(r), {"group": group_of(r), "checks": 0, "failed": 0,
+                                             "worst_rel": None, "worst_ratio": None})
+            g["checks"] += 1
+            g["failed"] += not r.passed
+            if r.rule == "rel":
+                g["worst_rel"] = max(g["worst_rel"] or 0.0, r.max_rel_err)
+            if r.tol_ratio is not None:
+                g["worst_ratio"] = max(g["worst_ratio"] or 0.0, r.tol_ratio)
+        for g in out.values():
+            g["result"] = "FAIL" if g["failed"] else "PASS"
+        return list(out.values())
+
+    def worst_rel_err(self) -> float | None:
+        """The largest max rel err over the rows whose PASS it decides (no atol, not a claim)."""
+        errs = [r.max_rel_err for r in self.rows if r.rule == "rel"]
+        return max(errs) if errs else None
+
+    def _summary_cells(self):
+        for g in self.groups():
+            yield (g["group"], str(g["checks"]) + (f" ({g['failed']} failed)" if g["failed"] else ""),
+                   _num(g["worst_rel"]), _num(g["worst_ratio"]), g["result"])
+
+    def _counts(self) -> dict:
+        n_abs = sum(r.rule == "abs" for r in self.rows)
+        n_claim = sum(r.rule == "claim" for r in self.rows)
+        return {"checks": len(self.rows), "passed": self.n_passed, "failed": self.n_failed,
+                "n_rel": len(self.rows) - n_abs - n_claim, "n_abs": n_abs, "n_claim": n_claim,
+                "worst_rel": _num(self.worst_rel_err())}
+
+    def summary(self) -> str:
+        """The summary as plain text: counts, the PASS rule, one line per group, every failing row in full."""
+        c = self._counts()
+        header = self.summary_columns
+        rows = [header, *self._summary_cells()]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+        lines = [" | ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "-+-".join("-" * w for w in widths))
+        text = [f"{c['checks']} checks: {c['passed']} passed, {c['failed']} failed; worst max rel err "
+                f"{c['worst_rel']} over the {c['n_rel']} rows it decides.", PASS_RULE, "", *lines]
+        failing = [r for r in self.rows if not r.passed]
+        if failing:
+            text += ["", "Failing rows:", *(" | ".join(map(str, cells)) for cells in self._cells(failing))]
+        return "\n".join(text)
 
     def __str__(self) -> str:
         header = self._header()
@@ -115,14 +192,67 @@ class Report:
         return f"verification report: {self.n_passed} passed, {self.n_failed} failed"
 
     def _repr_html_(self) -> str:
-        return _html_template().render(header=self._header(), rows=list(self._cells()), passed=self.n_passed,
-                                       failed=self.n_failed)
+        if self.full:
+            return _html_template("report.html.j2").render(header=self._header(), rows=list(self._cells()),
+                                                           passed=self.n_passed, failed=self.n_failed)
+        failing = [r for r in self.rows if not r.passed]
+        return _html_template("summary.html.j2").render(
+            header=self.summary_columns, groups=list(self._summary_cells()), rule=PASS_RULE, **self._counts(),
+            fail_header=self._header(), failing=list(self._cells(failing)))
 
 
-def _html_template():
-    """templates/verify/report.html.j2, loaded once (jinja2 is imported only when a table is shown)."""
-    global _TEMPLATE
-    if _TEMPLATE is None:
+def _num(value: float | None) -> str:
+    """An error for a table cell: 1.2e-07, or "-" where there is none (nbval's sanitizer masks the digits)."""
+    return "-" if value is None else f"{value:.1e}"
+
+
+#: the rule every summary states (see `check`)
+PASS_RULE = ("PASS rule: a check passes when its max rel err (|x - y| / max(1e-8, |x| + |y|), the max over "
+             "elements) is at most its rtol; a check given an atol (values near zero) passes when "
+             "|ours - reference| <= atol + rtol * |reference| everywhere. Error ÷ tolerance <= 1 means PASS.")
+
+#: (group, regular expression) tried in order on what a check's name compares with (the text after its
+#: last " vs "); the first match names the group of a notebook's row
+REFERENCE_GROUPS = (
+    ("vs finite differences", r"finite diff|numerical"),
+    ("vs transformers", r"transformers|gpt2lmheadmodel|hugging ?face|warpers|model\.generate"),
+    ("vs TensorFlow / Keras", r"\btf\b|tensorflow|keras|gradienttape"),
+    ("vs PyTorch", r"torch|autograd|\bf\.\w"),
+    ("vs scikit-learn", r"sklearn|scikit-learn"),
+    ("vs SciPy", r"scipy"),
+    ("vs OpenCV", r"cv2|opencv"),
+    ("vs scikit-image", r"skimage|scikit-image"),
+    ("vs pydicom", r"pydicom"),
+    ("vs loops", r"\bloops?\b"),
+)
+
+
+def group_of(row: Row) -> str:
+    """The summary group of a row: its formula (registered checks), else an exercise, a claim, the reference
+    it is compared with (`REFERENCE_GROUPS`), or "stated facts (check_true)" / "identities and properties"."""
+    import re
+
+    if row.formula:
+        return row.formula
+    name = row.name.strip()
+    m = re.match(r"(?:ex\.?|exercise)\s*(\d+\.\d+)", name, re.IGNORECASE)
+    if m:
+        return f"exercise {m.group(1)}"
+    if name.startswith("claim:"):
+        return "claims in the prose (claim)"
+    compared = re.split(r"\s+vs\.?\s+", name, flags=re.IGNORECASE)
+    if len(compared) > 1:
+        for group, pattern in REFERENCE_GROUPS:
+            if re.search(pattern, compared[-1], re.IGNORECASE):
+                return group
+    if row.shape == "-":
+        return "stated facts (check_true)"
+    return "identities and properties"
+
+
+def _html_template(name: str):
+    """A template of templates/verify/, loaded once (jinja2 is imported only when a table is shown)."""
+    if name not in _TEMPLATES:
         from pathlib import Path
 
         import jinja2
@@ -131,11 +261,11 @@ def _html_template():
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=False,
                                  undefined=jinja2.StrictUndefined)
         env.filters["esc"] = lambda value: html.escape(str(value))
-        _TEMPLATE = env.get_template("report.html.j2")
-    return _TEMPLATE
+        _TEMPLATES[name] = env.get_template(name)
+    return _TEMPLATES[name]
 
 
-_TEMPLATE = None
+_TEMPLATES: dict = {}
 
 
 #: what a row or the coverage matrix shows for a check registered without formula, direction or reference
@@ -144,9 +274,13 @@ UNSPECIFIED = "unspecified"
 REPORT = Report()
 
 
-def report() -> Report:
-    """The verification report of this process (a notebook's kernel, or `mediag verify`)."""
-    return REPORT
+def report(full: bool = False) -> Report:
+    """The verification report of this process (a notebook's kernel, or `mediag verify`).
+
+    In a notebook it shows as a summary (counts, the PASS rule, one row per group with its worst errors,
+    every failing row in full); `full=True` shows every row. Both share the same rows.
+    """
+    return Report(REPORT.rows, full=True) if full else REPORT
 
 
 def _shape_text(a: np.ndarray) -> str:
@@ -178,6 +312,26 @@ def _passes(ours: np.ndarray, reference: np.ndarray, rtol: float, atol: float) -
     return rel_error(x[unequal], y[unequal]) <= rtol
 
 
+def _tol_ratio(ours: np.ndarray, reference: np.ndarray, rtol: float, atol: float) -> float:
+    """The error divided by the tolerance that decides `_passes` (<= 1 when it passes; inf for a NaN).
+
+    Without an atol: max rel err / rtol over the unequal elements. With one: the largest
+    |ours - reference| / (atol + rtol * |reference|) over the unequal elements.
+    """
+    x, y = ours.astype(np.float64), reference.astype(np.float64)
+    unequal = x != y
+    if not unequal.any():
+        return 0.0
+    x, y = x[unequal], y[unequal]
+    if np.isnan(x).any() or np.isnan(y).any():
+        return float("inf")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if atol:
+            ratio = np.abs(x - y) / (atol + rtol * np.abs(y))
+            return float(np.nan_to_num(ratio, nan=np.inf).max())
+        return rel_error(x, y) / rtol if rtol else float("inf")
+
+
 def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0.0) -> None:
     """Assert `ours` equals `reference` within the tolerance and record a row.
 
@@ -192,7 +346,8 @@ def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0
     """
     ours_a, ref_a = to_numpy(ours), to_numpy(reference)
     if ours_a.shape != ref_a.shape:
-        row = Row(name, f"{_shape_text(ours_a)} vs {_shape_text(ref_a)}", np.inf, np.inf, "shape", False)
+        row = Row(name, f"{_shape_text(ours_a)} vs {_shape_text(ref_a)}", np.inf, np.inf, "shape", False,
+                  tol_ratio=np.inf)
         REPORT.add(row)
         raise AssertionError(f"{name}: shapes differ, {ours_a.shape} vs {ref_a.shape}")
     if rtol is None:
@@ -202,7 +357,7 @@ def check(name: str, ours, reference, rtol: float | None = None, atol: float = 0
     max_rel = rel_error(ours_a, ref_a)
     ok = _passes(ours_a, ref_a, rtol, atol)
     tol = f"{rtol:.0e}" + (f" + {atol:.0e}" if atol else "")
-    row = Row(name, _shape_text(ours_a), max_abs, max_rel, tol, ok)
+    row = Row(name, _shape_text(ours_a), max_abs, max_rel, tol, ok, tol_ratio=_tol_ratio(ours_a, ref_a, rtol, atol))
     REPORT.add(row)
     if not ok:
         rule = (f"|ours - reference| > {atol:.0e} + {rtol:.0e} * |reference| somewhere (max abs err {max_abs:.2e})"
@@ -398,7 +553,7 @@ def run_registered(seed: int | None = None, only: str | None = None) -> tuple[Re
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reported row
             errors.append((title, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             if len(REPORT.rows) == start or REPORT.rows[-1].passed:
-                REPORT.add(Row(title, "-", np.inf, np.inf, "raised", False))
+                REPORT.add(Row(title, "raised", np.inf, np.inf, "raised", False, tol_ratio=np.inf))
         meta = metadata(title)
         for row in REPORT.rows[start:]:
             row.formula, row.direction, row.reference = meta["formula"], meta["direction"], tuple(meta["reference"])

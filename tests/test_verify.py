@@ -1,5 +1,7 @@
 """The verification harness must fail when a claim is false, not only pass when it is true."""
 
+import html
+
 import numpy as np
 import pytest
 
@@ -178,11 +180,128 @@ def test_atol_keeps_allclose_semantics_and_equal_infinities_pass():
         verify.check("nan never passes", np.array([np.nan]), np.array([np.nan]))
 
 
-def test_html_table_is_byte_for_byte_what_notebooks_store():
-    rep = verify.Report()
+def test_full_html_table_is_byte_for_byte_what_report_full_shows():
+    rep = verify.Report(full=True)
     rep.add(verify.Row("claim: ResNet-18's \"0.944\" <b>", "-", 0.0, 0.0, "auc ≥ 0.944", True))
     assert rep._repr_html_() == (
         "<table><tr><th>check</th><th>shape</th><th>max abs err</th><th>max rel err</th><th>rtol + atol</th>"
         "<th>result</th></tr><tr><td>claim: ResNet-18&#x27;s &quot;0.944&quot; &lt;b&gt;</td><td>-</td>"
         "<td>0.0e+00</td><td>0.0e+00</td><td>auc ≥ 0.944</td><td><b>PASS</b></td></tr></table>"
         "<p>1 passed, 0 failed</p>")
+
+
+# -- the summary a notebook's last cell shows (issue 18: outputs under 6000 characters) ---------------
+
+
+def _many_rows(n=150, fail=()):
+    """n rows like a long notebook's: references, exercises, claims, facts, atol rows; `fail` indexes fail."""
+    names = ["softmax: NumPy vs torch.softmax", "BPTT dL/dW_hh vs tf.GradientTape (keras SimpleRNN)",
+             "gpt2_forward vs GPT2LMHeadModel logits", "lm_loss_grad vs finite differences",
+             "cross-entropy: vectorised vs loops", "d loss / d h.0.attn.c_attn.weight",
+             "ex 07.{k} hidden: a long description of a hidden test with its sizes and seeds",
+             "claim: With a held-out perplexity of {{ppl:.2f}}, the model finds the true side more likely"]
+    rep = verify.Report()
+    for i in range(n):
+        name = names[i % len(names)].format(k=i % 5 + 1) + f" #{i}"
+        ok = i not in fail
+        if name.startswith("claim"):
+            rep.add(verify.Row(name, "-", 0.0, 0.0, "ppl ≤ 5", ok))
+        elif i % 3 == 0:
+            rep.add(verify.Row(name, "4×5", 1e-9, 0.3, "1e-06 + 1e-08", ok, tol_ratio=0.5 if ok else 3.0))
+        else:
+            rep.add(verify.Row(name, "4×5", 1e-16, 1e-16 * (i + 1), "1e-10", ok, tol_ratio=1e-6 if ok else 2.0))
+    return rep
+
+
+def test_summary_of_150_checks_stays_well_under_6000_characters():
+    rep = _many_rows(150)
+    html_out, text_out = rep._repr_html_(), repr(rep)
+    assert len(html_out) + len(text_out) < 3000, len(html_out)
+    assert "150 checks: 150 passed, 0 failed." in html_out and html.escape(verify.PASS_RULE) in html_out
+    groups = {g["group"] for g in rep.groups()}
+    assert {"vs PyTorch", "vs TensorFlow / Keras", "vs transformers", "vs finite differences", "vs loops",
+            "identities and properties", "claims in the prose (claim)"} <= groups
+    assert {f"exercise 07.{k}" for k in range(1, 6)} <= groups
+    assert sum(g["checks"] for g in rep.groups()) == 150
+    # the worst max rel err is over the rows it decides (no atol): 1e-16 * 150, not the atol rows' 0.3
+    assert rep.worst_rel_err() == pytest.approx(1.5e-14)
+    assert "<td>1.5e-14</td>" in html_out and "#1 " not in html_out  # no passing row is listed
+
+
+def test_summary_lists_every_failing_row_in_full():
+    rep = _many_rows(150, fail=(4, 9, 12))
+    html_out = rep._repr_html_()
+    assert "150 checks: 147 passed, 3 failed." in html_out and "Failing rows" in html_out
+    for i in (4, 9, 12):
+        row = rep.rows[i]
+        assert f"<td>{row.name}</td><td>{row.shape}</td>" in html_out
+    assert html_out.count("<b>FAIL</b>") == 3 + len({verify.group_of(rep.rows[i]) for i in (4, 9, 12)})
+    assert len(html_out) < 6000
+    assert "Failing rows:" in rep.summary() and rep.rows[9].name in rep.summary()
+
+
+def test_report_full_shows_every_row_and_shares_the_rows():
+    before = len(verify.report().rows)
+    verify.check("shared row", np.ones(2), np.ones(2))
+    full = verify.report(full=True)
+    assert full.rows is verify.report().rows and len(full.rows) == before + 1
+    assert "<td>shared row</td>" in full._repr_html_()
+    assert "<td>shared row</td>" not in verify.report()._repr_html_()  # the summary groups it
+
+
+def test_group_of_reads_formula_exercise_claim_and_reference():
+    def g(name, shape="2", formula=None):
+        return verify.group_of(verify.Row(name, shape, 0.0, 0.0, "1e-10", True, formula=formula))
+
+    assert g("anything vs torch", formula="§3.1.2 RNN") == "§3.1.2 RNN"  # registered: its formula
+    assert g("exercise 00.4 (hidden): its gradient") == "exercise 00.4"
+    assert g("ex. 10.2 hidden: prevalence 0.625") == "exercise 10.2"
+    assert g("claim: AUC {auc:.3f}", shape="-") == "claims in the prose (claim)"
+    assert g("RNN forward: NumPy vs keras SimpleRNN (all h_t)") == "vs TensorFlow / Keras"
+    assert g("Keras 3 GPT-2 logits vs transformers") == "vs transformers"  # what it is compared WITH
+    assert g("d loss / d h.0.ln_1.weight vs torch autograd") == "vs PyTorch"
+    assert g("encoder backward (pre-norm) vs finite diff.") == "vs finite differences"
+    assert g("tanh never exceeds linear", shape="-") == "stated facts (check_true)"
+    assert g("perplexity = exp(mean loss)") == "identities and properties"
+
+
+def test_tol_ratio_is_at_most_one_exactly_when_the_row_passes():
+    ref = np.array([1.0, -2.0, 1e-3])
+    verify.check("rel rule, inside", ref * (1 + 5e-11), ref)
+    row = verify.report().rows[-1]
+    assert row.rule == "rel" and row.passed and row.tol_ratio <= 1
+    assert row.tol_ratio == pytest.approx(row.max_rel_err / 1e-10, rel=1e-6)  # the column that decides
+    with pytest.raises(AssertionError):
+        verify.check("rel rule, outside", ref * (1 + 3e-10), ref)
+    row = verify.report().rows[-1]
+    assert not row.passed and row.tol_ratio > 1 and row.max_rel_err > 1e-10
+    verify.check("abs rule, inside", np.array([5e-11, 1.0]), np.array([0.0, 1.0]), atol=1e-10)
+    row = verify.report().rows[-1]
+    # its max rel err (5e-11 / 1e-8) is beyond rtol: with an atol that column does not decide, the ratio does
+    assert row.rule == "abs" and row.passed and row.max_rel_err > 1e-10 and row.tol_ratio <= 1
+    with pytest.raises(AssertionError):
+        verify.check("abs rule, outside", np.array([5e-10, 1.0]), np.array([0.0, 1.0]), atol=1e-10)
+    row = verify.report().rows[-1]
+    assert not row.passed and row.tol_ratio > 1
+    verify.check_true("a fact", True)
+    assert verify.report().rows[-1].rule == "claim" and verify.report().rows[-1].tol_ratio is None
+    with pytest.raises(AssertionError):
+        verify.check("nan", np.array([np.nan]), np.array([np.nan]))
+    assert verify.report().rows[-1].tol_ratio == np.inf
+
+
+def test_registered_rows_are_summarised_by_the_formulas_of_the_coverage_matrix():
+    title = "test-only check for the summary"
+
+    @verify.register_check(title, formula="zz summary formula", direction="forward", reference="torch")
+    def _fn(rng):
+        verify.check("one", np.ones(2), np.ones(2))
+        verify.check("two", np.ones(3), np.ones(3))
+
+    try:
+        rep, _ = verify.run_registered(seed=0, only="^test-only check for the summary")
+        assert [(g["group"], g["checks"], g["result"]) for g in rep.groups()] == [("zz summary formula", 2, "PASS")]
+        assert "| zz summary formula | forward |" in verify.coverage_matrix()
+        assert "zz summary formula" in rep.summary()
+    finally:
+        verify.REGISTRY.pop(title), verify.METADATA.pop(title)
