@@ -1,6 +1,6 @@
-"""mediag.scratch.applications_responsible_ai (notebook 10): display helpers, measurements, the
-logistic-regression trainer and the AUC, on shapes the notebook never used, against torch and
-scikit-learn, plus the error messages for bad input."""
+"""Notebook 10: the DICOM display helpers (mediag.plotting) and mediag.scratch.applications_responsible_ai
+(measurements, the logistic-regression trainer and the AUC), on shapes the notebook never used, against
+torch and scikit-learn, plus the error messages for bad input."""
 
 import matplotlib
 
@@ -10,35 +10,35 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mediag import dicom  # noqa: E402
+from mediag import dicom, plotting  # noqa: E402
 from mediag.scratch import applications_responsible_ai as app  # noqa: E402
 
 
 def test_aspect_and_scale_bar():
-    assert app.aspect_from_spacing(None) == 1.0
-    assert app.aspect_from_spacing((0.3, 0.6)) == pytest.approx(0.5)
-    assert app.scale_bar_mm(7.0) == 1.0
-    assert app.scale_bar_mm(99.0) == 10.0
-    assert app.scale_bar_mm(2314.0) == 200.0
+    assert plotting.aspect_from_spacing(None) == 1.0
+    assert plotting.aspect_from_spacing((0.3, 0.6)) == pytest.approx(0.5)
+    assert plotting.scale_bar_mm(7.0) == 1.0
+    assert plotting.scale_bar_mm(99.0) == 10.0
+    assert plotting.scale_bar_mm(2314.0) == 200.0
     for bad in [(0, 1), (-1, 1), (np.nan, 1)]:
         with pytest.raises(ValueError, match="spacing_mm must be two positive numbers"):
-            app.aspect_from_spacing(bad)
+            plotting.aspect_from_spacing(bad)
     with pytest.raises(ValueError, match="field_mm"):
-        app.scale_bar_mm(0)
+        plotting.scale_bar_mm(0)
 
 
 def test_display_flips_follow_patient_orientation():
-    assert app.display_flips(["L", "F"]) == (False, False)
-    assert app.display_flips(["R", "F"]) == (False, True)
-    assert app.display_flips(["R", "H"]) == (True, True)
-    assert app.display_flips(None) == (False, False)
-    assert app.display_flips("") == (False, False)
+    assert plotting.display_flips(["L", "F"]) == (False, False)
+    assert plotting.display_flips(["R", "F"]) == (False, True)
+    assert plotting.display_flips(["R", "H"]) == (True, True)
+    assert plotting.display_flips(None) == (False, False)
+    assert plotting.display_flips("") == (False, False)
 
 
 def test_show_dicom_draws_in_mm_and_inverts_monochrome1():
     img = dicom.read(dicom.testdata("CT_small.dcm"))            # 128 x 128, 0.66 mm
     fig, ax = plt.subplots()
-    shown = app.show_dicom(ax, img, "bone")
+    shown = plotting.show_dicom(ax, img, "bone")
     np.testing.assert_allclose(shown, dicom.window(img.pixels, *dicom.WINDOWS["bone"]))
     left, right, bottom, top = ax.images[0].get_extent()
     assert right == pytest.approx(128 * img.spacing_mm[1]) and bottom == pytest.approx(128 * img.spacing_mm[0])
@@ -46,7 +46,7 @@ def test_show_dicom_draws_in_mm_and_inverts_monochrome1():
     plt.close(fig)
     tibia = dicom.read(dicom.testdata("RG3_UNCI.dcm"))           # MONOCHROME1, PatientOrientation R\F
     fig, ax = plt.subplots()
-    shown = app.show_dicom(ax, tibia)
+    shown = plotting.show_dicom(ax, tibia)
     np.testing.assert_array_equal(shown, (1 - dicom.window(tibia.pixels, *tibia.window))[:, ::-1])
     assert "spacing unknown" in ax.get_title() and "flipped left-right" in ax.get_title()
     plt.close(fig)
@@ -54,7 +54,7 @@ def test_show_dicom_draws_in_mm_and_inverts_monochrome1():
 
 def test_draw_scale_bar():
     fig, ax = plt.subplots()
-    assert app.draw_scale_bar(ax, 245.0, 100.0, estimated=True) == 20.0
+    assert plotting.draw_scale_bar(ax, 245.0, 100.0, estimated=True) == 20.0
     assert len(ax.lines) == 1 and ax.texts[0].get_text() == "≈20 mm"
     x = ax.lines[0].get_xdata()
     assert x[1] - x[0] == pytest.approx(20.0)
@@ -65,8 +65,8 @@ def test_show_dicom_needs_a_frame_for_multiframe():
     img = dicom.read(dicom.testdata("emri_small.dcm"))
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="pass frame="):
-        app.show_dicom(ax, img)
-    assert app.show_dicom(ax, img, frame=3).shape == (64, 64)
+        plotting.show_dicom(ax, img)
+    assert plotting.show_dicom(ax, img, frame=3).shape == (64, 64)
     plt.close(fig)
 
 
@@ -81,6 +81,8 @@ def test_roi_distance_diameter_ctr():
     assert app.distance_mm((1, 1), (4, 5), (2.0, 0.5)) == pytest.approx(np.hypot(6.0, 2.0))
     with pytest.raises(ValueError, match="unknown"):
         app.distance_mm((0, 0), (1, 1), None)
+    with pytest.raises(ValueError, match="two positive numbers"):
+        app.distance_mm((0, 0), (1, 1), (0.0, 0.5))
     disc = np.hypot(*np.mgrid[-40:41, -40:41]) <= 30.5
     assert app.equivalent_diameter_mm(disc, (0.5, 0.5)) == pytest.approx(30.5, rel=0.01)
     heart, lungs = np.zeros((9, 11), bool), np.zeros((9, 11), bool)

@@ -138,3 +138,29 @@ def test_bad_arguments():
         generate(0)
     with pytest.raises(ValueError, match="size"):
         render(sample_findings(np.random.default_rng(0)), np.random.default_rng(0), size=8)
+
+
+def test_smooth_noise_and_blur_share_one_filter_bit_for_bit():
+    """_smooth_noise and _blur both call _gaussian_fft; the films stay bit-identical to the earlier inline formulas."""
+    from mediag.data.chest import _blur, _smooth_noise
+
+    def smooth_before(rng, size, scale):  # the formula before the refactoring, kept here as the reference
+        white = rng.standard_normal((size, size))
+        f = np.fft.fftfreq(size)
+        g = np.exp(-2 * (np.pi * scale * size) ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
+        out = np.real(np.fft.ifft2(np.fft.fft2(white) * g))
+        return out / (out.std() + 1e-12)
+
+    def blur_before(img, sigma_px):
+        f = np.fft.fftfreq(img.shape[0])
+        g = np.exp(-2 * (np.pi * sigma_px) ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
+        return np.real(np.fft.ifft2(np.fft.fft2(img) * g))
+
+    for size in (28, 48, 64, 96):  # 28 and 48: pi * scale * size rounds differently from pi * (scale * size)
+        for scale in (0.012, 0.004):
+            for seed in (0, 1, 2):
+                got = _smooth_noise(np.random.default_rng(seed), size, scale)
+                assert np.array_equal(got, smooth_before(np.random.default_rng(seed), size, scale)), (size, scale)
+        img = np.random.default_rng(size).random((size, size))
+        assert np.array_equal(_blur(img, 0.37 * size / 64), blur_before(img, 0.37 * size / 64))
+        assert _blur(img, 0.0) is img

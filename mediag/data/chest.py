@@ -62,11 +62,8 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
-    """Gaussian-filtered white noise (FFT), unit standard deviation; `scale` in image widths."""
-    white = rng.standard_normal((size, size))
-    f = np.fft.fftfreq(size)
-    g = np.exp(-2 * (np.pi * scale * size) ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
-    out = np.real(np.fft.ifft2(np.fft.fft2(white) * g))
+    """Gaussian-filtered white noise (size, size), unit standard deviation; `scale` (sigma) in image widths."""
+    out = _gaussian_fft(rng.standard_normal((size, size)), np.pi * scale * size)
     return out / (out.std() + 1e-12)
 
 
@@ -75,12 +72,21 @@ def _soft(d: np.ndarray, px: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(np.clip(d / px, -50, 50)))
 
 
+def _gaussian_fft(img: np.ndarray, pi_sigma: float) -> np.ndarray:
+    """The one Gaussian filter of the renderer: img (S, S) times exp(-2 (pi sigma)^2 |f|^2) in Fourier space
+    (periodic edges). The caller passes pi_sigma = pi * sigma (pixels), rounded in its own order: that
+    keeps every film bit-identical to the renderer's earlier versions (pi * scale * size != pi * (scale *
+    size) in the last bit at some sizes, e.g. 28 and 48)."""
+    f = np.fft.fftfreq(img.shape[0])
+    g = np.exp(-2 * pi_sigma ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
+    return np.real(np.fft.ifft2(np.fft.fft2(img) * g))
+
+
 def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """img (S, S) blurred by a Gaussian of standard deviation `sigma_px` pixels (img itself if sigma_px <= 0)."""
     if sigma_px <= 0:
         return img
-    f = np.fft.fftfreq(img.shape[0])
-    g = np.exp(-2 * (np.pi * sigma_px) ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
-    return np.real(np.fft.ifft2(np.fft.fft2(img) * g))
+    return _gaussian_fft(img, np.pi * sigma_px)
 
 
 def _lung_q(x, y, a: dict, sgn: int, shrink: float = 1.0):
