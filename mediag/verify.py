@@ -132,12 +132,14 @@ class Report:
         that column decides, None if there are none), worst_ratio (the largest error / tolerance over its
         array rows, None if there are none), result ("PASS" or "FAIL").
         """
-        out: dict[str, dict] = {}
-        for r in self.rows:
-            g = out.setdefault(group_of(r), {"group": group_of(r), "checks": 0, "failed": 0,
-                                             "worst_rel": None, "worst_ratio": None})
-            g["checks"] += 1
-            g["failed"] += not r.passed
+        from collections import Counter
+
+        keys = [group_of(r) for r in self.rows]
+        checks, failed = Counter(keys), Counter(k for k, r in zip(keys, self.rows) if not r.passed)
+        out = {k: {"group": k, "checks": checks[k], "failed": failed[k], "worst_rel": None, "worst_ratio": None}
+               for k in checks}  # a Counter keeps the order of first appearance
+        for key, r in zip(keys, self.rows):
+            g = out[key]
             if r.rule == "rel":
                 g["worst_rel"] = max(g["worst_rel"] or 0.0, r.max_rel_err)
             if r.tol_ratio is not None:

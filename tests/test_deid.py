@@ -294,3 +294,25 @@ def test_cli_without_salt_warns(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MEDIAG_DEID_SALT"}
     result = run_cli(dicom.testdata("CT_small.dcm"), tmp_path / "o", env=env)
     assert result.returncode == 0 and "no --salt" in result.stderr
+
+
+def test_tree_validates_with_dicom_and_reads_each_file_once(input_tree, tmp_path, monkeypatch):
+    """deid has no error ladder of its own: `dicom.validate_file` reads and checks each file, once."""
+    import inspect
+
+    reads = []
+    real = pydicom.dcmread
+    monkeypatch.setattr(pydicom, "dcmread", lambda path, *a, **k: reads.append(Path(path).name) or real(path, *a, **k))
+    cut = input_tree / "cut.dcm"
+    cut.write_bytes(dicom.testdata("CT_small.dcm").read_bytes()[:3000])
+    result = deid.deidentify_tree(input_tree, tmp_path / "out", SALT)
+    files = sorted(p.name for p in input_tree.rglob("*") if p.is_file())
+    assert sorted(reads) == files  # every file read exactly once, the damaged and non-DICOM ones included
+    skipped = dict((rel.name, why) for rel, why in result.skipped)
+    for name in ("cut.dcm", "README.txt"):  # the reason is dicom's own, word for word
+        with pytest.raises(dicom.DicomError) as exc:
+            dicom.validate_file(input_tree / name, require_pixels=False)
+        assert skipped[name] == exc.value.reason
+    assert "dcmread(" not in inspect.getsource(deid)  # files are read by dicom.validate_file only
+    assert not [n for n, _ in inspect.getmembers(deid, inspect.isfunction) if n.startswith("check_")], (
+        "argument and file validation is named validate_* (check_* is the verification registry's)")

@@ -175,3 +175,34 @@ def test_setup_filters_only_known_deprecations():
             warnings.warn_explicit("old", DeprecationWarning, "x.py", 1, module="tensorflow.python.ops")
             warnings.warn_explicit("old", DeprecationWarning, "nb.py", 1, module="__main__")
         assert [str(w.message) for w in caught] == ["old"]  # the notebook's own call still warns
+
+
+def _package_modules() -> tuple[set[str], set[str]]:
+    """(top-level modules and subpackages of mediag, modules of mediag.data), from the files on disk."""
+    top = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    top |= {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    data = {p.stem for p in (PACKAGE / "data").glob("*.py") if p.stem != "__init__"}
+    return top, data
+
+
+def test_package_docstring_lists_every_module():
+    import re
+
+    import mediag
+
+    doc = mediag.__doc__
+    top, data = _package_modules()
+    assert not {m for m in top if f"`mediag.{m}`" not in doc}, "add them to mediag/__init__'s docstring"
+    named = set(re.findall(r"`mediag\.(\w+)`", doc))
+    assert named <= top, f"the docstring names modules that do not exist: {sorted(named - top)}"
+    data_line = doc[doc.index("`mediag.data`"):].split("\n- ")[0]
+    assert not {m for m in data if f"`{m}`" not in data_line}, "add them to the `mediag.data` line of the docstring"
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_readme_package_table_lists_every_module(readme):
+    text = (PACKAGE.parent / readme).read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `mediag/` |"))
+    top, data = _package_modules()
+    missing = sorted(m for m in top | data if f"`{m}`" not in row)
+    assert not missing, f"{readme}: the `mediag/` row of the package table does not name {missing}"
