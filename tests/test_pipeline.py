@@ -20,8 +20,6 @@ from mediag.scratch.diagnosis_pipeline import (
     choose_thresholds,
     encode_reports,
     finding_targets,
-    gaussian_blur,
-    gaussian_kernel,
     generate_with_prefix,
     input_stats,
     make_inputs,
@@ -30,6 +28,7 @@ from mediag.scratch.diagnosis_pipeline import (
     source_prompt,
     template_report,
 )
+from mediag.scratch.preprocessing import gaussian_blur, gaussian_kernel, gaussian_window  # notebook 02's
 
 cv2 = pytest.importorskip("cv2")
 
@@ -45,6 +44,13 @@ def test_gaussian_kernel_matches_opencv():
         k = gaussian_kernel(sigma)
         np.testing.assert_allclose(k, cv2.getGaussianKernel(len(k), sigma)[:, 0], rtol=1e-12)
         assert len(k) % 2 == 1
+    np.testing.assert_allclose(gaussian_kernel(1.5, 11), cv2.getGaussianKernel(11, 1.5)[:, 0], rtol=1e-12)
+
+
+def test_ssim_window_is_the_kernel_in_2d():
+    c = np.arange(11) - 5
+    direct = np.exp(-(c[:, None] ** 2 + c[None, :] ** 2) / (2 * 1.5**2))
+    np.testing.assert_allclose(gaussian_window(11, 1.5), direct / direct.sum(), rtol=1e-14, atol=1e-17)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan")])

@@ -48,6 +48,35 @@ def nl_means(image, h, template=7, search=21, opencv=False):
 
 
 # Defined in notebooks/02_preprocessing.ipynb, cell 15
+def gaussian_kernel(sigma, size=None):
+    """1-D Gaussian kernel (size,) summing to 1, centred on (size - 1) / 2; sigma > 0 in pixels.
+
+    size: the number of taps; None takes OpenCV's length for float images, round(8 sigma + 1) made odd.
+    """
+    if not sigma > 0:
+        raise ValueError(f"gaussian_kernel: sigma must be > 0 pixels, got {sigma!r}")
+    if size is None:
+        size = int(np.floor(sigma * 8 + 1 + 0.5)) | 1
+    x = np.arange(size) - (size - 1) / 2
+    k = np.exp(-x**2 / (2 * sigma**2))
+    return k / k.sum()
+
+
+def gaussian_blur(image, sigma):
+    """Separable Gaussian blur of one image (H, W) -> (H, W) float64, border reflect-101 as cv2.GaussianBlur."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise ValueError(f"gaussian_blur: expected one 2-D image (H, W), got shape {img.shape}")
+    k = gaussian_kernel(sigma)
+    r = len(k) // 2
+    if r >= min(img.shape):
+        raise ValueError(f"gaussian_blur: sigma {sigma} needs images larger than {r} pixels, got {img.shape}")
+    p = np.pad(img, r, mode="reflect")                                   # (H + 2r, W + 2r)
+    rows = sum(k[i] * p[i:i + img.shape[0], :] for i in range(len(k)))   # down the columns: (H, W + 2r)
+    return sum(k[i] * rows[:, i:i + img.shape[1]] for i in range(len(k)))  # then along the rows: (H, W)
+
+
+# Defined in notebooks/02_preprocessing.ipynb, cell 18
 def psnr(x, y, data_range=1.0):
     """Peak signal-to-noise ratio in dB between two images of the same shape."""
     mse = np.mean((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2)
@@ -55,10 +84,9 @@ def psnr(x, y, data_range=1.0):
 
 
 def gaussian_window(size=11, sigma=1.5):
-    """Normalised 2-D Gaussian window (sums to 1), [size, size]."""
-    c = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(c[:, None] ** 2 + c[None, :] ** 2) / (2 * sigma**2))
-    return g / g.sum()
+    """Normalised 2-D Gaussian window (size, size), summing to 1: the outer product of gaussian_kernel(sigma, size)."""
+    k = gaussian_kernel(sigma, size)
+    return np.outer(k, k)
 
 
 def _filter_valid(a, w):
@@ -85,7 +113,7 @@ def ssim(x, y, data_range=1.0, size=11, sigma=1.5, k1=0.01, k2=0.03):
     return float(np.mean((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))))
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 25
+# Defined in notebooks/02_preprocessing.ipynb, cell 28
 def minmax_normalize(x, alpha=0.0, beta=1.0):
     """Min-max scaling to [alpha, beta] (as cv2.normalize with NORM_MINMAX), float64."""
     x = np.asarray(x, dtype=np.float64)
@@ -102,7 +130,7 @@ def zscore(x, eps=1e-12):
     return (x - x.mean()) / max(x.std(), eps)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 28
+# Defined in notebooks/02_preprocessing.ipynb, cell 31
 def rotation_matrix(center, angle_deg, scale=1.0):
     """2×3 affine matrix rotating by angle_deg (counter-clockwise on screen) about center=(x, y)."""
     cx, cy = center
@@ -118,7 +146,7 @@ def invert_affine(M):
     return np.hstack([Ai, (-Ai @ M[:, 2])[:, None]])
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 29
+# Defined in notebooks/02_preprocessing.ipynb, cell 32
 def warp_affine(image, M, dsize, opencv=False):
     """cv2.warpAffine(image, M, dsize) with bilinear interpolation and zero border, in NumPy (float64).
 
@@ -148,7 +176,7 @@ def warp_affine(image, M, dsize, opencv=False):
             + (1 - a) * b * f(y0 + 1, x0) + a * b * f(y0 + 1, x0 + 1))
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 35
+# Defined in notebooks/02_preprocessing.ipynb, cell 38
 def equalize_hist(image):
     """Global histogram equalisation of a uint8 image, equal to cv2.equalizeHist."""
     u = np.asarray(image)
@@ -165,7 +193,7 @@ def equalize_hist(image):
     return np.clip(np.rint(lut), 0, 255).astype(np.uint8)[u]
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 36
+# Defined in notebooks/02_preprocessing.ipynb, cell 39
 def clahe_tables(image, clip_limit=40.0, tile_grid=(8, 8)):
     """Steps 1-3 of CLAHE: the clipped, equalising lookup table of every tile.
 
@@ -204,7 +232,7 @@ def clahe_tables(image, clip_limit=40.0, tile_grid=(8, 8)):
     return lut.reshape(tiles_y, tiles_x, 256), (th, tw)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 37
+# Defined in notebooks/02_preprocessing.ipynb, cell 40
 def clahe(image, clip_limit=40.0, tile_grid=(8, 8)):
     """Contrast-limited adaptive histogram equalisation of a uint8 image, equal to
     cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=tile_grid).apply(image).
@@ -235,7 +263,7 @@ def clahe(image, clip_limit=40.0, tile_grid=(8, 8)):
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 38
+# Defined in notebooks/02_preprocessing.ipynb, cell 41
 @register_check("preprocessing: CLAHE vs cv2.createCLAHE (sizes, grids, clip limits)", formula="§4.1 CLAHE",
                 direction="forward", reference=("cv2",))
 def check_clahe(rng):
@@ -253,7 +281,7 @@ def check_clahe(rng):
     check(f"clahe = cv2 CLAHE ({', '.join(cases)})", np.concatenate(ours), np.concatenate(theirs))
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 41
+# Defined in notebooks/02_preprocessing.ipynb, cell 44
 def augment(image, rng, masks=None, max_rotate=7.0, max_shift=0.04, scale=(0.95, 1.05),
             contrast=(0.9, 1.1), brightness=0.05, noise=0.01):
     """One random, label-preserving augmentation of a 2-D image in [0, 1] (training only).
@@ -274,7 +302,7 @@ def augment(image, rng, masks=None, max_rotate=7.0, max_shift=0.04, scale=(0.95,
     return out, {k: warp_affine(m.astype(np.float64), M, (W, H)) >= 0.5 for k, m in masks.items()}
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 46
+# Defined in notebooks/02_preprocessing.ipynb, cell 49
 def validate_image(image):
     """Validate one grey image and return it as a 2-D array; one-line ValueError naming the problem."""
     a = np.asarray(image)
@@ -291,7 +319,7 @@ def validate_image(image):
     return a
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 47
+# Defined in notebooks/02_preprocessing.ipynb, cell 50
 def preprocess(image, window=None, size=None, denoise_h=None):
     """Validated preprocessing of one grey image to float32 (H, W) in [0, 1].
 
@@ -324,7 +352,7 @@ def preprocess(image, window=None, size=None, denoise_h=None):
     return np.clip(x, 0, 1).astype(np.float32)
 
 
-# Defined in notebooks/02_preprocessing.ipynb, cell 50
+# Defined in notebooks/02_preprocessing.ipynb, cell 53
 @register_check("preprocessing: rotation matrix and bilinear warp vs OpenCV", formula="§4.1 rotation",
                 direction="forward", reference=("cv2",))
 def check_warp(rng):
@@ -342,10 +370,10 @@ def check_warp(rng):
           cv2.warpAffine(img, M, (int(W), int(H)), flags=cv2.INTER_LINEAR), atol=1e-12)
 
 
-@register_check("preprocessing: NL-means, min-max, equalisation vs OpenCV",
+@register_check("preprocessing: NL-means, Gaussian blur, min-max, equalisation vs OpenCV",
                 formula="§4.1 denoising and normalisation", direction="forward", reference=("cv2",))
 def check_opencv_filters(rng):
-    """nl_means, minmax_normalize and equalize_hist vs OpenCV on one random uint8 (H, W) image, H, W in 12..39."""
+    """nl_means, gaussian_blur, minmax_normalize and equalize_hist vs OpenCV on one random (H, W) image, H, W in 12..39."""
     import cv2
 
     u8 = rng.integers(0, 256, tuple(rng.integers(12, 40, 2)), dtype=np.uint8)
@@ -353,6 +381,9 @@ def check_opencv_filters(rng):
     check("nl_means (opencv=True) vs cv2.fastNlMeansDenoising",
           nl_means(u8, h, opencv=True).astype(np.uint8), cv2.fastNlMeansDenoising(u8, None, h, 7, 21))
     x = rng.normal(size=u8.shape)
+    sigma = float(rng.uniform(0.6, min(u8.shape) / 8 - 0.2))      # the kernel's radius stays below the image side
+    check(f"gaussian_blur vs cv2.GaussianBlur (sigma {sigma:.2f})", gaussian_blur(x, sigma),
+          cv2.GaussianBlur(x, (0, 0), sigma))
     check("minmax_normalize vs cv2.normalize", minmax_normalize(x),
           cv2.normalize(x, None, 0, 1, cv2.NORM_MINMAX, cv2.CV_64F), atol=1e-15)
     check("equalize_hist vs cv2.equalizeHist", equalize_hist(u8), cv2.equalizeHist(u8))
