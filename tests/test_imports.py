@@ -206,3 +206,25 @@ def test_readme_package_table_lists_every_module(readme):
     top, data = _package_modules()
     missing = sorted(m for m in top | data if f"`{m}`" not in row)
     assert not missing, f"{readme}: the `mediag/` row of the package table does not name {missing}"
+
+
+#: argument validation still named check_* (issue 18: it becomes validate_*); the owner renames, then the
+#: entry goes
+CHECK_NAMES_SCHEDULED = {"mediag.pipeline.check_n", "mediag.pipeline.check_out_dir"}
+
+
+def test_check_keeps_one_meaning():
+    """`check*` is the verification: `verify.check`, `verify.check_true` and the registered `check_*` functions.
+
+    Argument and file validation is named `validate_*` (`dicom.validate_file`, `preprocessing.validate_image`).
+    """
+    misnamed = set()
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("check"):
+                registered = any("register_check" in ast.unparse(d) for d in node.decorator_list)
+                if not registered and f"{name}.{node.name}" not in {"mediag.verify.check", "mediag.verify.check_true"}:
+                    misnamed.add(f"{name}.{node.name}")
+    assert not misnamed - CHECK_NAMES_SCHEDULED, f"validation functions are named validate_*: {sorted(misnamed)}"
+    assert not CHECK_NAMES_SCHEDULED - misnamed, (
+        f"renamed: remove {sorted(CHECK_NAMES_SCHEDULED - misnamed)} from CHECK_NAMES_SCHEDULED")
