@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.9
 
 # TensorFlow must see these before its first import, or its start-up logs land in cell outputs.
 export TF_CPP_MIN_LOG_LEVEL  := 3
@@ -41,9 +42,18 @@ install: $(STAMP)
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mediag needs Python 3.11 (set PYTHON=...)")'
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'  # the lock pins the dev extra's tools too
+	@# uv installs the same pinned wheels as pip, several times faster (parallel downloads, a shared cache);
+	@# where uv cannot be installed, pip does the job. UV_NATIVE_TLS: trust the system's certificates, as pip does.
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION) || true
+	@if [ -x $(BIN)/uv ]; then \
+	  echo "$(BIN)/uv pip install -r requirements-lock.txt"; \
+	  UV_NATIVE_TLS=1 $(BIN)/uv pip install --quiet --python $(BIN)/python $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) \
+	    -r requirements-lock.txt && \
+	  UV_NATIVE_TLS=1 $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e '.[dev]'; \
+	else \
+	  $(BIN)/python -m pip install --quiet -r requirements-lock.txt && \
+	  $(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'; \
+	fi  # the lock pins the dev extra's tools too
 	@touch $(STAMP)
 
 run: $(STAMP)
