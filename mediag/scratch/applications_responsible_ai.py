@@ -37,19 +37,22 @@ def distance_mm(p0_rc, p1_rc, spacing_mm) -> float:
 
 # Defined in notebooks/10_applications_responsible_ai.ipynb, cell 10
 def equivalent_diameter_mm(mask, spacing_mm) -> float:
-    """Diameter (mm) of the circle with the same area as a binary mask."""
+    """Diameter (mm) of the circle with the same area as a binary mask (H, W), spacing (row mm, column mm)."""
     area = float(np.count_nonzero(mask)) * float(spacing_mm[0]) * float(spacing_mm[1])
     return float(2.0 * np.sqrt(area / np.pi))
 
 
 def extent(mask_1d) -> int:
-    """Number of pixels from the first to the last True entry (0 if none)."""
+    """Number of pixels from the first to the last True entry of a 1-D mask (L,) (0 if none)."""
     idx = np.flatnonzero(mask_1d)
     return int(idx[-1] - idx[0] + 1) if idx.size else 0
 
 
 def cardiothoracic_ratio(heart_mask, lung_mask) -> float:
-    """Widest horizontal extent of the heart / widest outer extent of the two lungs (one PA film)."""
+    """Widest horizontal extent of the heart / widest outer extent of the two lungs (one PA film).
+
+    heart_mask, lung_mask: bool (H, W) of the same shape -> float.
+    """
     heart, lungs = np.asarray(heart_mask, bool), np.asarray(lung_mask, bool)
     if heart.shape != lungs.shape or heart.ndim != 2:
         raise ValueError(f"cardiothoracic_ratio: need two 2-D masks of one shape, got {heart.shape}, {lungs.shape}")
@@ -120,7 +123,7 @@ def predict_logistic(model, X):
 
 # Defined in notebooks/10_applications_responsible_ai.ipynb, cell 35
 def flip_labels(labels, rate: float, seed: int = 0):
-    """A copy of 0/1 `labels` with each entry flipped with probability `rate` (symmetric label noise)."""
+    """A copy of 0/1 `labels` (N,) with each entry flipped with probability `rate` (symmetric label noise)."""
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"flip_labels: rate is a probability in [0, 1], got {rate}")
     labels = np.asarray(labels)
@@ -133,6 +136,8 @@ def flip_labels(labels, rate: float, seed: int = 0):
                 formula="L2-regularised logistic loss and its gradient", direction="backward",
                 reference=("torch", "tf/keras"))
 def check_logistic_grad(rng):
+    """Registered check: logistic_loss_grad's loss, dL/dw (d,) and dL/db on random Z (13, 5), y (13,) = PyTorch
+    autograd and tf.GradientTape; rng: a NumPy Generator."""
     import torch
 
     from mediag.repro import import_tensorflow
@@ -160,6 +165,8 @@ def check_logistic_grad(rng):
 @register_check("Newton logistic regression and AUC vs scikit-learn", formula="logistic regression fit; AUC (Mann-Whitney)",
                 direction="forward", reference="sklearn")
 def check_logistic_fit_auc(rng):
+    """Registered check: fit_logistic on random X (60, 4) = scikit-learn's LogisticRegression (same L2), and
+    auc_rank with tied scores = roc_auc_score; rng: a NumPy Generator."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 

@@ -136,7 +136,10 @@ def mha_weights_from_torch(mha):
 
 
 def mha_weights_to_keras(W_Q, W_K, W_V, W_O, n_heads):
-    """The four kernels of keras.layers.MultiHeadAttention(use_bias=False), in `set_weights` order."""
+    """The four kernels of keras.layers.MultiHeadAttention(use_bias=False), in `set_weights` order.
+
+    W_Q, W_K, W_V (d_model, h d_k), W_O (h d_v, d_model) -> [(d_model, h, d_k)] * 3 + [(h, d_v, d_model)].
+    """
     d_model = W_Q.shape[0]
     return [W_Q.reshape(d_model, n_heads, -1), W_K.reshape(d_model, n_heads, -1),
             W_V.reshape(d_model, n_heads, -1), W_O.reshape(n_heads, -1, W_O.shape[1])]
@@ -245,6 +248,8 @@ def transformer_encoder_layer(x, params, n_heads, norm_first=False, mask=None, e
 def encoder_params_from_torch(layer, grad=False):
     """The `params` dict of transformer_encoder_layer from a torch.nn.TransformerEncoderLayer (ReLU).
 
+    W_Q, W_K, W_V, W_O (d_model, d_model), W_1 (d_model, d_ff), W_2 (d_ff, d_model); biases, gamma, beta 1-D.
+
     With grad=True, the same mapping applied to each parameter's `.grad` (after a backward pass).
     """
     if getattr(layer, "activation_relu_or_gelu", 1) != 1:
@@ -266,17 +271,10 @@ def encoder_params_from_torch(layer, grad=False):
 
 
 # Defined in notebooks/06_attention_transformer.ipynb, cell 52
-def keras_encoder_from_params(params, n_heads, norm_first=False, eps=1e-5):
-    """A float64 encoder block built from Keras layers with our `params`; returns (block, layers).
-
-    `block(x, mask=None)` computes `transformer_encoder_layer` with keras.layers.MultiHeadAttention,
-    LayerNormalization and Dense (x (N, L, d_model), mask boolean (N, L, L), True = may attend);
-    `layers` maps "mha", "ln1", "ln2", "ffn1", "ffn2" to the layers. 1/sqrt(d_k) is exact only when
-    d_k is a power of 4 (Keras rounds it to float32).
-    """
+def _keras_encoder_layers(p, n_heads, eps):
+    """The five float64 Keras layers of the encoder block, built and holding our parameters `p`."""
     import keras
 
-    p = params
     d_model, d_ff = p["W_Q"].shape[0], p["W_1"].shape[1]
     d_k = d_model // n_heads
     layers = {"mha": keras.layers.MultiHeadAttention(n_heads, d_k, dtype="float64"),
@@ -296,6 +294,19 @@ def keras_encoder_from_params(params, n_heads, norm_first=False, eps=1e-5):
     for i in (1, 2):
         layers[f"ln{i}"].set_weights([p[f"gamma_{i}"], p[f"beta_{i}"]])
         layers[f"ffn{i}"].set_weights([p[f"W_{i}"], p[f"b_{i}"]])
+    return layers
+
+
+# Defined in notebooks/06_attention_transformer.ipynb, cell 54
+def keras_encoder_from_params(params, n_heads, norm_first=False, eps=1e-5):
+    """A float64 encoder block built from Keras layers with our `params`; returns (block, layers).
+
+    `block(x, mask=None)` computes `transformer_encoder_layer` with keras.layers.MultiHeadAttention,
+    LayerNormalization and Dense (x (N, L, d_model), mask boolean (N, L, L), True = may attend);
+    `layers` maps "mha", "ln1", "ln2", "ffn1", "ffn2" to the layers. 1/sqrt(d_k) is exact only when
+    d_k is a power of 4 (Keras rounds it to float32).
+    """
+    layers = _keras_encoder_layers(params, n_heads, eps)
 
     def block(x, mask=None):
         def mha(z):
@@ -313,10 +324,11 @@ def keras_encoder_from_params(params, n_heads, norm_first=False, eps=1e-5):
     return block, layers
 
 
+# Defined in notebooks/06_attention_transformer.ipynb, cell 56
 def tf_encoder_gradients(dy, x, params, n_heads, norm_first=False, mask=None, eps=1e-5):
     """`transformer_encoder_backward` by tf.GradientTape on the Keras-layer block (float64).
 
-    Returns a dict with the keys of `transformer_encoder_backward`, in our layout.
+    dy and x (N, L, d_model). Returns a dict with the keys of `transformer_encoder_backward`, in our layout.
     """
     import tensorflow as tf
 
@@ -334,7 +346,7 @@ def tf_encoder_gradients(dy, x, params, n_heads, norm_first=False, mask=None, ep
     return grads
 
 
-# Defined in notebooks/06_attention_transformer.ipynb, cell 55
+# Defined in notebooks/06_attention_transformer.ipynb, cell 59
 def _projected_mha(Zq, Zk, Zv, W, b, n_heads, mask):
     """MHA with optional biases, keeping what the backward pass needs. W, b: dicts over "Q", "K", "V", "O"."""
     q, k, v = (Z @ W[c] + b.get(c, 0.0) for Z, c in ((Zq, "Q"), (Zk, "K"), (Zv, "V")))
@@ -372,7 +384,7 @@ def multi_head_attention_backward(dout, Q, K, V, W_Q, W_K, W_V, W_O, n_heads, ma
     return {**dZ, **{k: g[k] for k in ("W_Q", "W_K", "W_V", "W_O")}}
 
 
-# Defined in notebooks/06_attention_transformer.ipynb, cell 56
+# Defined in notebooks/06_attention_transformer.ipynb, cell 60
 def layer_norm_backward(dy, x, gamma, eps=1e-5):
     """Gradients (dx, dgamma, dbeta) of sum(dy * layer_norm(x, gamma, beta, eps)); x, dy (..., d), gamma (d,)."""
     x = _as_float("x", x)
@@ -395,12 +407,13 @@ def _ffn_backward(d, z, p):
     return dh @ p["W_1"].T, grads
 
 
-def transformer_encoder_backward(dy, x, params, n_heads, norm_first=False, mask=None, eps=1e-5):
-    """Gradients of sum(dy * transformer_encoder_layer(x, params, n_heads, norm_first, mask, eps)).
+def _projected_ffn(z, p):
+    return np.maximum(0.0, z @ p["W_1"] + p["b_1"]) @ p["W_2"] + p["b_2"]
 
-    dy and x (N, L, d_model). Returns a dict: "x" and every key of `params` (same shapes).
-    """
-    p, x, dy = params, _as_float("x", x), np.asarray(dy, dtype=np.float64)
+
+# Defined in notebooks/06_attention_transformer.ipynb, cell 62
+def _block_pieces(p, n_heads, mask, eps):
+    """The block's self-attention and layer norms, forward and backward, bound to the parameters `p`."""
     W = {c: p[f"W_{c}"] for c in "QKVO"}
     b = {c: p[f"b_{c}"] for c in "QKVO"}
 
@@ -418,6 +431,17 @@ def transformer_encoder_backward(dy, x, params, n_heads, norm_first=False, mask=
         dz, dg, db = layer_norm_backward(d, z, p[f"gamma_{i}"], eps)
         return dz, {f"gamma_{i}": dg, f"beta_{i}": db}
 
+    return mha, mha_back, ln, ln_back
+
+
+# Defined in notebooks/06_attention_transformer.ipynb, cell 64
+def transformer_encoder_backward(dy, x, params, n_heads, norm_first=False, mask=None, eps=1e-5):
+    """Gradients of sum(dy * transformer_encoder_layer(x, params, n_heads, norm_first, mask, eps)).
+
+    dy and x (N, L, d_model). Returns a dict: "x" and every key of `params` (same shapes).
+    """
+    p, x, dy = params, _as_float("x", x), np.asarray(dy, dtype=np.float64)
+    mha, mha_back, ln, ln_back = _block_pieces(p, n_heads, mask, eps)
     grads = {}
     if norm_first:  # x1 = x + MHA(LN1(x)); y = x1 + FFN(LN2(x1))
         z1 = ln(x, 1)
@@ -441,20 +465,48 @@ def transformer_encoder_backward(dy, x, params, n_heads, norm_first=False, mask=
     return grads
 
 
-def _projected_ffn(z, p):
-    return np.maximum(0.0, z @ p["W_1"] + p["b_1"]) @ p["W_2"] + p["b_2"]
+# Defined in notebooks/06_attention_transformer.ipynb, cell 71
+def _mha_grads_torch(X, dout, W, h, mask):
+    """dX, dW_Q, dW_K, dW_V, dW_O (flattened, in that order) of sum(dout * MHA(X)) by torch autograd."""
+    import torch
+
+    d = X.shape[-1]
+    mha = torch.nn.MultiheadAttention(d, h, bias=False, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.from_numpy(np.concatenate([W[0].T, W[1].T, W[2].T])))
+        mha.out_proj.weight.copy_(torch.from_numpy(W[3].T))
+    xt = torch.tensor(X, requires_grad=True)
+    attn_mask = None if mask is None else torch.from_numpy(~mask)
+    (mha(xt, xt, xt, attn_mask=attn_mask, need_weights=False)[0] * torch.from_numpy(dout)).sum().backward()
+    gw = mha.in_proj_weight.grad.numpy()  # packed (3 d, d): the three input kernels, transposed
+    return np.concatenate([xt.grad.numpy().ravel()] + [w.T.ravel() for w in np.split(gw, 3)]
+                          + [mha.out_proj.weight.grad.numpy().T.ravel()])
 
 
-# Defined in notebooks/06_attention_transformer.ipynb, cell 62
+def _mha_grads_keras(X, dout, W, h, mask):
+    """The same gradients by tf.GradientTape on keras MultiHeadAttention (kernels reshaped back to ours)."""
+    import keras
+    import tensorflow as tf
+
+    N, L, d = X.shape
+    k_mha = keras.layers.MultiHeadAttention(h, d // h, use_bias=False, dtype="float64")
+    k_mha(X, X)
+    k_mha.set_weights(mha_weights_to_keras(*W, h))
+    xv = tf.Variable(X)
+    k_mask = None if mask is None else np.broadcast_to(mask, (N, L, L))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(k_mha(xv, xv, attention_mask=k_mask) * dout)
+    gk = [t.numpy() for t in tape.gradient(loss, [xv, *k_mha.trainable_variables])]
+    return np.concatenate([gk[0].ravel()] + [w.reshape(d, d).ravel() for w in gk[1:]])
+
+
+# Defined in notebooks/06_attention_transformer.ipynb, cell 73
 @register_check("multi-head attention backward (§3.2.1): NumPy vs finite differences, torch autograd, "
                 "tf.GradientTape on keras MultiHeadAttention", formula="§3.2.1 multi-head attention",
                 direction="backward", reference=("finite differences", "torch", "tf/keras"))
 def check_multi_head_backward(rng):
     """multi_head_attention_backward on N, L, heads drawn from 1..3 and d_k in {1, 4} by `rng` (a NumPy
     Generator) vs finite differences, torch autograd and tf.GradientTape on keras MultiHeadAttention."""
-    import tensorflow as tf
-    import torch
-
     N, L, h = (int(n) for n in rng.integers(1, 4, size=3))
     d_k = int(rng.choice([1, 4]))  # Keras rounds 1/sqrt(d_k) to float32: exact only for powers of 4
     d = h * d_k
@@ -466,33 +518,13 @@ def check_multi_head_backward(rng):
     num = numerical_gradients(lambda x, *w: multi_head_attention(x, x, x, *w, h, mask=mask)[0], [X, *W], upstream=dout)
     check(f"MHA backward {N}x{L}x{d}, {h} heads: NumPy vs finite differences", ours,
           np.concatenate([n.ravel() for n in num]), rtol=1e-6, atol=1e-8)
-    mha = torch.nn.MultiheadAttention(d, h, bias=False, batch_first=True, dtype=torch.float64)
-    with torch.no_grad():
-        mha.in_proj_weight.copy_(torch.from_numpy(np.concatenate([W[0].T, W[1].T, W[2].T])))
-        mha.out_proj.weight.copy_(torch.from_numpy(W[3].T))
-    xt = torch.tensor(X, requires_grad=True)
-    attn_mask = None if mask is None else torch.from_numpy(~mask)
-    (mha(xt, xt, xt, attn_mask=attn_mask, need_weights=False)[0] * torch.from_numpy(dout)).sum().backward()
-    gw = mha.in_proj_weight.grad.numpy()
-    theirs = np.concatenate([xt.grad.numpy().ravel()] + [w.T.ravel() for w in np.split(gw, 3)]
-                            + [mha.out_proj.weight.grad.numpy().T.ravel()])
-    check(f"MHA backward {N}x{L}x{d}, {h} heads: NumPy vs torch autograd", ours, theirs,
+    check(f"MHA backward {N}x{L}x{d}, {h} heads: NumPy vs torch autograd", ours, _mha_grads_torch(X, dout, W, h, mask),
           atol=1e-13 * np.abs(ours).max())
-    import keras
-
-    k_mha = keras.layers.MultiHeadAttention(h, d_k, use_bias=False, dtype="float64")
-    k_mha(X, X)
-    k_mha.set_weights(mha_weights_to_keras(*W, h))
-    xv = tf.Variable(X)
-    k_mask = None if mask is None else np.broadcast_to(mask, (N, L, L))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(k_mha(xv, xv, attention_mask=k_mask) * dout)
-    gk = [t.numpy() for t in tape.gradient(loss, [xv, *k_mha.trainable_variables])]
-    theirs = np.concatenate([gk[0].ravel()] + [w.reshape(d, d).ravel() for w in gk[1:]])
-    check(f"MHA backward {N}x{L}x{d}, {h} heads: NumPy vs tf.GradientTape (keras)", ours, theirs,
-          atol=1e-13 * np.abs(ours).max())
+    check(f"MHA backward {N}x{L}x{d}, {h} heads: NumPy vs tf.GradientTape (keras)", ours,
+          _mha_grads_keras(X, dout, W, h, mask), atol=1e-13 * np.abs(ours).max())
 
 
+# Defined in notebooks/06_attention_transformer.ipynb, cell 75
 def _random_encoder(rng, d_model, n_heads, d_ff, norm_first):
     import torch
 
@@ -529,6 +561,7 @@ def check_encoder_forward(rng):
         check(f"encoder block {N}x{L}x{d} ({kind}-norm) vs Keras layers", ours, np.asarray(k_out), atol=_atol(ours))
 
 
+# Defined in notebooks/06_attention_transformer.ipynb, cell 77
 @register_check("encoder block backward (layer norm, residuals, FFN; post- and pre-norm): NumPy vs finite "
                 "differences, torch autograd, tf.GradientTape on Keras layers", formula="Transformer encoder block",
                 direction="backward", reference=("finite differences", "torch", "tf/keras"))
@@ -568,7 +601,7 @@ def check_encoder_backward(rng):
               np.concatenate([g_k[k].ravel() for k in keys]), atol=atol)
 
 
-# Defined in notebooks/06_attention_transformer.ipynb, cell 64
+# Defined in notebooks/06_attention_transformer.ipynb, cell 79
 def _atol(reference):
     """1e-13 of the largest |value|: entries that cancel to almost 0 have no relative precision."""
     values = reference.detach().numpy() if hasattr(reference, "detach") else np.asarray(reference)
@@ -602,6 +635,7 @@ def _random_qkv(rng):
     return Q, K, V, mask
 
 
+# Defined in notebooks/06_attention_transformer.ipynb, cell 81
 @register_check("attention backward dQ, dK, dV (§3.2.1), with and without a mask: NumPy vs finite differences, "
                 "torch autograd, tf.GradientTape", formula="§3.2.1 attention", direction="backward",
                 reference=("finite differences", "torch", "tf/keras"))
@@ -625,7 +659,7 @@ def check_attention_backward(rng):
             check(f"attention backward d{letter} ({name}) vs tf.GradientTape", g, tf_g, atol=_atol(tf_g))
 
 
-# Defined in notebooks/06_attention_transformer.ipynb, cell 65
+# Defined in notebooks/06_attention_transformer.ipynb, cell 82
 @register_check("multi-head attention forward (§3.2.1): NumPy vs torch MultiheadAttention vs keras MultiHeadAttention",
                 formula="§3.2.1 multi-head attention", direction="forward", reference=("torch", "tf/keras"))
 def check_multi_head(rng):
@@ -652,7 +686,7 @@ def check_multi_head(rng):
     check("multi-head vs keras MultiHeadAttention", out, np.asarray(k_mha(X, X)), atol=_atol(out))
 
 
-# Defined in notebooks/06_attention_transformer.ipynb, cell 67
+# Defined in notebooks/06_attention_transformer.ipynb, cell 84
 def patchify(images, patch):
     """ViT patches: images (N, H, W) -> (N, (H/p)*(W/p), p*p), patches row by row, pixels row by row."""
     images = np.asarray(images)

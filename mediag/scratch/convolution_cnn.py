@@ -66,7 +66,7 @@ def conv_padding(padding, in_hw, k_hw, stride):
 
 
 def conv_output_size(size, k, s=1, p=0):
-    """Output length along one axis: floor((size + p_total - k) / s) + 1 (p = total padding)."""
+    """Output length along one axis: floor((size + p_total - k) / s) + 1 (p = total padding); ints -> int."""
     return (size + p - k) // s + 1
 
 
@@ -153,7 +153,10 @@ def conv2d(x, w, b=None, stride=1, padding="valid", chunk_rows=8192):
 
 # Defined in notebooks/03_convolution_cnn.ipynb, cell 30
 def conv2d_torch(x, w, b=None, stride=1, padding="valid"):
-    """The same layer in PyTorch (NCHW / OIHW), for comparison; NHWC NumPy in and out."""
+    """The same layer in PyTorch (NCHW / OIHW), for comparison; NHWC NumPy in and out.
+
+    x (N, H, W, C_in), w (kh, kw, C_in, C_out), b (C_out,) or None -> (N, H', W', C_out).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -167,7 +170,10 @@ def conv2d_torch(x, w, b=None, stride=1, padding="valid"):
 
 
 def conv2d_tf(x, w, b=None, stride=1, padding="valid"):
-    """The same layer in TensorFlow (NHWC / HWIO, the source's layout); NumPy in and out."""
+    """The same layer in TensorFlow (NHWC / HWIO, the source's layout); NumPy in and out.
+
+    x (N, H, W, C_in), w (kh, kw, C_in, C_out), b (C_out,) or None -> (N, H', W', C_out).
+    """
     import tensorflow as tf
 
     x, w, b = _check_conv_inputs(x, w, b)
@@ -269,7 +275,10 @@ def max_pool2d(x, size=2, stride=None):
 
 # Defined in notebooks/03_convolution_cnn.ipynb, cell 42
 def max_pool2d_backward(dy, x, size=2, stride=None):
-    """dL/dx of max_pool2d: each window's gradient goes to its maximum (the first one if tied)."""
+    """dL/dx of max_pool2d: each window's gradient goes to its maximum (the first one if tied).
+
+    dy: max_pool2d(x)'s shape (N, H', W', C); x (N, H, W, C) -> dx (N, H, W, C).
+    """
     x, win, (kh, kw), (sh, sw) = _pool_windows(x, size, stride)
     N, Ho, Wo, C = win.shape[:4]
     dy = np.asarray(dy)
@@ -381,7 +390,7 @@ def build_cnn_keras(input_shape=(64, 64, 1), n_outputs=4, filters=(32, 64, 64), 
     """The §4.2 CNN fixed for diagnosis: a channel axis, `n_outputs` findings, sigmoid (multi-label).
 
     Conv(3×3, relu) → MaxPool(2) → Conv → MaxPool → Conv → Flatten → Dense(relu) → Dense(sigmoid),
-    with the source's widths by default. Returns an uncompiled keras.Sequential.
+    with the source's widths by default. Returns an uncompiled keras.Sequential: (N, H, W, C) -> (N, n_outputs).
     """
     import keras
 
@@ -435,7 +444,7 @@ def cnn_forward(params, x, return_cache=False):
 
 
 def cnn_feature_hw(input_hw=(64, 64)):
-    """Spatial size after the third conv of the §4.2 network: 3×3 valid convs, 2×2 pools."""
+    """Spatial size (h, w) after the third conv of the §4.2 network: 3×3 valid convs, 2×2 pools; input_hw (H, W)."""
     h, w = input_hw
     for _ in range(2):
         h, w = (h - 2) // 2, (w - 2) // 2  # conv 3×3 (valid), then max pool 2×2

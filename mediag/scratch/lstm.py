@@ -12,12 +12,12 @@ from mediag.verify import check, numerical_gradients, register_check
 
 # Defined in notebooks/05_lstm.ipynb, cell 9
 def _stack_gates(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
-    W = np.concatenate([W_f, W_i, W_C, W_o]).astype(np.float64)  # [4 Hd, Hd + D], gate order f, i, C~, o
+    W = np.concatenate([W_f, W_i, W_C, W_o]).astype(np.float64)  # (4 Hd, Hd + D), gate order f, i, C~, o
     return W, np.concatenate([b_f, b_i, b_C, b_o]).astype(np.float64)
 
 
 def _gates(hx, W, b, Hd):
-    a = hx @ W.T + b  # [N, Hd + D] -> [N, 4 Hd]
+    a = hx @ W.T + b  # (N, Hd + D) -> (N, 4 Hd)
     fi = sigmoid(a[:, :2 * Hd])  # f_t and i_t are adjacent: one call for both
     return fi[:, :Hd], fi[:, Hd:], np.tanh(a[:, 2 * Hd:3 * Hd]), sigmoid(a[:, 3 * Hd:])  # f_t, i_t, C~_t, o_t
 
@@ -49,7 +49,7 @@ def lstm_forward(x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, return_cache
     for t in range(T):
         hx = np.concatenate([h, x[:, t]], axis=1)  # [h_{t-1}, x_t]
         f, i, C_tilde, o = _gates(hx, W, b, Hd)
-        c_prev, c = c, f * c + i * C_tilde  # [N, Hd], element-wise products
+        c_prev, c = c, f * c + i * C_tilde  # (N, Hd), element-wise products
         tanh_c = np.tanh(c)
         h = o * tanh_c
         H[:, t], C[:, t] = h, c
@@ -93,7 +93,10 @@ def lstm_framework_weights(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
 
 # Defined in notebooks/05_lstm.ipynb, cell 15
 def torch_lstm_from_numpy(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
-    """A float64 `torch.nn.LSTM` (batch_first) with our parameters (bias_hh_l0 set to zero)."""
+    """A float64 `torch.nn.LSTM` (batch_first) with our parameters (bias_hh_l0 set to zero).
+
+    Each W_* (Hd, Hd + D), each b_* (Hd,); the module maps x (N, T, D) -> H (N, T, Hd).
+    """
     import torch
 
     W_ih, W_hh, b = lstm_framework_weights(W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o)
@@ -161,7 +164,7 @@ def lstm_backward(dH, x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, dC_last
                              dc * i * (1 - C_tilde**2), dh * tanh_c * o * (1 - o)], axis=1)  # C~, o
         dW += da.T @ hx
         db += da.sum(axis=0)
-        dhx = da @ W  # [N, 4 Hd] -> [N, Hd + D]
+        dhx = da @ W  # (N, 4 Hd) -> (N, Hd + D)
         dh_next, dx[:, t] = dhx[:, :Hd], dhx[:, Hd:]
         dc_next = dc * f  # the cell-state path: multiplied by the forget gate only
     return {"x": dx, "h0": dh_next, "c0": dc_next, **_unstack_gates(dW, db, Hd)}
@@ -266,7 +269,7 @@ def lstm_jacobian_norms(x, h0, c0, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
     if x.ndim != 2 or np.shape(h0) != np.shape(c0) or np.ndim(h0) != 1:
         raise ValueError(f"give one sequence: x (T, D), h0 and c0 (Hd,); got {x.shape}, {np.shape(h0)}, {np.shape(c0)}")
     Hd = len(h0)
-    xs = np.repeat(x[None], Hd, axis=0)  # [Hd, T, D]: one copy per row of the Jacobian
+    xs = np.repeat(x[None], Hd, axis=0)  # (Hd, T, D): one copy per row of the Jacobian
     hs, cs = np.tile(np.asarray(h0, dtype=np.float64), (Hd, 1)), np.tile(np.asarray(c0, dtype=np.float64), (Hd, 1))
     norms = np.empty(len(x))
     for t in range(1, len(x) + 1):

@@ -11,7 +11,11 @@ from mediag.verify import check, register_check
 
 # Defined in notebooks/01_medical_images_dicom.ipynb, cell 10
 def window_loops(values, center, width):
-    # values: any shape -> same shape, float64 in [0, 1]; PS3.3 C.11.2.1.2.1 with y_min=0, y_max=1
+    """The DICOM linear window (PS3.3 C.11.2.1.2.1, y_min = 0, y_max = 1), one value at a time.
+
+    values: any shape, e.g. (H, W) in HU; center, width: the window. Returns the same shape, float64 in
+    [0, 1]: 0 at or below c - 0.5 - (w - 1)/2, 1 above c - 0.5 + (w - 1)/2, linear in between.
+    """
     x = np.asarray(values, dtype=np.float64)
     y = np.empty_like(x)
     c, w = center - 0.5, width - 1.0
@@ -42,6 +46,8 @@ def _pydicom_window_01(values, center, width):
 @register_check("DICOM linear window: loops, vectorised, pydicom", formula="DICOM PS3.3 C.11.2.1.2.1 linear window",
                 direction="forward", reference=("loops", "pydicom"))
 def check_dicom_window(rng):
+    """Registered check: the window on a random (7, 9) HU array (its edges included) by loops, by
+    mediag.dicom.window and by pydicom's apply_windowing agree; rng: a NumPy Generator."""
     from mediag.dicom import window
 
     center, width = round(float(rng.uniform(-500, 500)), 1), round(float(rng.uniform(2, 2000)), 1)
@@ -56,6 +62,8 @@ def check_dicom_window(rng):
 @register_check("DICOM modality rescale vs pydicom apply_modality_lut", formula="DICOM PS3.3 C.11.1 modality rescale",
                 direction="forward", reference="pydicom")
 def check_modality_rescale(rng):
+    """Registered check: stored values (5, 11) int16 -> HU by mediag.dicom.to_modality_units = pydicom's
+    apply_modality_lut, for a random slope and intercept; rng: a NumPy Generator."""
     from pydicom.dataset import Dataset
     from pydicom.pixels import apply_modality_lut
 

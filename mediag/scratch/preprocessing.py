@@ -100,7 +100,7 @@ def _filter_valid(a, w):
 
 
 def ssim(x, y, data_range=1.0, size=11, sigma=1.5, k1=0.01, k2=0.03):
-    """Mean SSIM of two 2-D images over the valid Gaussian windows (as tf.image.ssim)."""
+    """Mean SSIM of two 2-D images x, y (H, W) over the valid Gaussian windows (as tf.image.ssim) -> float."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if x.shape != y.shape or x.ndim != 2 or min(x.shape) < size:
         raise ValueError(f"ssim: need two 2-D images of one shape, each side >= {size}; got {x.shape}, {y.shape}")
@@ -115,7 +115,7 @@ def ssim(x, y, data_range=1.0, size=11, sigma=1.5, k1=0.01, k2=0.03):
 
 # Defined in notebooks/02_preprocessing.ipynb, cell 28
 def minmax_normalize(x, alpha=0.0, beta=1.0):
-    """Min-max scaling to [alpha, beta] (as cv2.normalize with NORM_MINMAX), float64."""
+    """Min-max scaling to [alpha, beta] (as cv2.normalize with NORM_MINMAX), float64; x any shape -> same shape."""
     x = np.asarray(x, dtype=np.float64)
     lo, hi = x.min(), x.max()
     if hi == lo:
@@ -125,7 +125,7 @@ def minmax_normalize(x, alpha=0.0, beta=1.0):
 
 
 def zscore(x, eps=1e-12):
-    """Standardise to zero mean and unit standard deviation, float64."""
+    """Standardise to zero mean and unit standard deviation, float64; x any shape -> same shape."""
     x = np.asarray(x, dtype=np.float64)
     return (x - x.mean()) / max(x.std(), eps)
 
@@ -140,7 +140,7 @@ def rotation_matrix(center, angle_deg, scale=1.0):
 
 
 def invert_affine(M):
-    """Inverse of a 2×3 affine map: [A | t] -> [A^-1 | -A^-1 t]."""
+    """Inverse of a 2×3 affine map: M (2, 3) = [A | t] -> (2, 3) [A^-1 | -A^-1 t]."""
     M = np.asarray(M, dtype=np.float64)
     Ai = np.linalg.inv(M[:, :2])
     return np.hstack([Ai, (-Ai @ M[:, 2])[:, None]])
@@ -178,7 +178,7 @@ def warp_affine(image, M, dsize, opencv=False):
 
 # Defined in notebooks/02_preprocessing.ipynb, cell 38
 def equalize_hist(image):
-    """Global histogram equalisation of a uint8 image, equal to cv2.equalizeHist."""
+    """Global histogram equalisation of a uint8 image (H, W) -> uint8 (H, W), equal to cv2.equalizeHist."""
     u = np.asarray(image)
     if u.dtype != np.uint8:
         raise ValueError(f"equalize_hist: needs uint8 (as cv2.equalizeHist), got {u.dtype}; "
@@ -304,7 +304,7 @@ def augment(image, rng, masks=None, max_rotate=7.0, max_shift=0.04, scale=(0.95,
 
 # Defined in notebooks/02_preprocessing.ipynb, cell 49
 def validate_image(image):
-    """Validate one grey image and return it as a 2-D array; one-line ValueError naming the problem."""
+    """Validate one grey image and return it as a 2-D array (H, W); one-line ValueError naming the problem."""
     a = np.asarray(image)
     if a.dtype == bool or a.dtype.kind not in "uif":
         raise ValueError(f"preprocess: image dtype {a.dtype} is not numeric; "

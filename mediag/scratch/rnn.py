@@ -16,7 +16,7 @@ def rnn_step(x_t, h_prev, W_xh, W_hh, b_h, f=np.tanh):
     x_t (N, D), h_prev (N, Hd), W_xh (Hd, D), W_hh (Hd, Hd), b_h (Hd,) -> h_t (N, Hd).
     """
     # one sample per row: (W h)^T = h^T W^T, so the column-vector formula becomes h @ W.T
-    return f(h_prev @ W_hh.T + x_t @ W_xh.T + b_h)  # [N, Hd]
+    return f(h_prev @ W_hh.T + x_t @ W_xh.T + b_h)  # (N, Hd)
 
 
 def rnn_forward(x, h0, W_xh, W_hh, b_h, W_hy=None, b_y=None, f=np.tanh):
@@ -31,11 +31,11 @@ def rnn_forward(x, h0, W_xh, W_hh, b_h, W_hy=None, b_y=None, f=np.tanh):
     N, T, _ = x.shape
     H = np.empty((N, T, h.shape[1]))
     for t in range(T):
-        h = rnn_step(x[:, t], h, W_xh, W_hh, b_h, f)  # [N, Hd]
+        h = rnn_step(x[:, t], h, W_xh, W_hh, b_h, f)  # (N, Hd)
         H[:, t] = h
     if W_hy is None:
         return H, None
-    Y = H @ np.asarray(W_hy).T + (0.0 if b_y is None else b_y)  # [N, T, Hd] -> [N, T, O]
+    Y = H @ np.asarray(W_hy).T + (0.0 if b_y is None else b_y)  # (N, T, Hd) -> (N, T, O)
     return H, Y
 
 
@@ -78,7 +78,10 @@ def torch_rnn_from_numpy(W_xh, W_hh, b_h):
 
 
 def keras_rnn_from_numpy(W_xh, W_hh, b_h):
-    """A float64 `keras.layers.SimpleRNN` (return_sequences=True) computing §3.1.2 with these weights."""
+    """A float64 `keras.layers.SimpleRNN` (return_sequences=True) computing §3.1.2 with these weights.
+
+    W_xh (Hd, D), W_hh (Hd, Hd), b_h (Hd,); the layer maps x (N, T, D) -> H (N, T, Hd).
+    """
     import keras
 
     Hd, D = np.shape(W_xh)
@@ -108,7 +111,7 @@ def rnn_backward(dH, x, h0, W_xh, W_hh, H, dY=None, W_hy=None):
     delta_W = np.zeros_like(H[:, 0])  # W_hh^T delta_{t+1}: what reaches h_t from step t+1
     for t in reversed(range(x.shape[1])):
         h_prev = h0 if t == 0 else H[:, t - 1]
-        delta = (dH[:, t] + delta_W) * (1.0 - H[:, t] ** 2)  # [N, Hd], tanh' = 1 - h_t^2
+        delta = (dH[:, t] + delta_W) * (1.0 - H[:, t] ** 2)  # (N, Hd), tanh' = 1 - h_t^2
         dW_xh += delta.T @ x[:, t]
         dW_hh += delta.T @ h_prev
         db_h += delta.sum(axis=0)
@@ -221,6 +224,6 @@ def rnn_jacobian_norms(H, W_hh, activation="tanh"):
     J, norms = np.eye(H.shape[1]), np.empty(H.shape[0])
     for t in range(H.shape[0]):
         d = 1.0 - H[t] ** 2 if activation == "tanh" else np.ones(H.shape[1])
-        J = d[:, None] * (W_hh @ J)  # diag(d) W_hh J: [Hd, Hd]
+        J = d[:, None] * (W_hh @ J)  # diag(d) W_hh J: (Hd, Hd)
         norms[t] = np.linalg.norm(J, 2)
     return norms

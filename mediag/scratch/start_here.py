@@ -9,7 +9,7 @@ import numpy as np
 
 # Defined in notebooks/00_start_here.ipynb, cell 13
 def softmax(z, axis=-1):
-    """Softmax along `axis`, stable for large logits: exp(z - max) / sum(exp(z - max))."""
+    """Softmax along `axis`, stable for large logits: exp(z - max) / sum(exp(z - max)). z: (N, K) (any shape) -> same."""
     z = np.asarray(z)
     shifted = z - z.max(axis=axis, keepdims=True)  # the largest exponent becomes e^0 = 1
     e = np.exp(shifted)
@@ -17,7 +17,7 @@ def softmax(z, axis=-1):
 
 
 def log_softmax(z, axis=-1):
-    """log(softmax(z)) without forming softmax: (z - c) - log(sum(exp(z - c))), c = max(z)."""
+    """log(softmax(z)) without forming softmax: (z - c) - log(sum(exp(z - c))), c = max(z). z: (N, K) -> (N, K)."""
     z = np.asarray(z)
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
@@ -42,7 +42,10 @@ def softmax_cross_entropy(logits, labels, reduction="mean"):
 
 
 def softmax_cross_entropy_grad(logits, labels, reduction="mean"):
-    """d loss / d logits = softmax(logits) - onehot(labels), divided by N for reduction='mean'."""
+    """d loss / d logits = softmax(logits) - onehot(labels), divided by N for reduction='mean'.
+
+    logits (N, K), labels (N,) ints -> (N, K).
+    """
     logits, labels = np.asarray(logits), np.asarray(labels)
     grad = softmax(logits)
     grad[np.arange(len(labels)), labels] -= 1.0
@@ -57,8 +60,8 @@ def sigmoid(a):
     values keep their relative precision.
     """
     a = np.asarray(a, dtype=np.float64)
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    e = np.exp(-np.abs(a))  # e^-|a| <= 1: never overflows
+    return np.where(a >= 0, 1.0, e) / (1.0 + e)  # 1 / (1 + e^-a) for a >= 0, e^a / (1 + e^a) for a < 0
 
 
 # Defined in notebooks/00_start_here.ipynb, cell 30
@@ -68,6 +71,8 @@ from mediag.verify import check, gradcheck, register_check
 @register_check("softmax and cross-entropy: NumPy vs PyTorch vs TensorFlow", formula="softmax, cross-entropy",
                 direction="forward", reference=("torch", "tf/keras"))
 def check_softmax_frameworks(rng):
+    """Registered check: softmax and cross-entropy of random logits (N, K), N in 1..8, K in 2..11, scales up to
+    30, = PyTorch and TensorFlow; rng: a NumPy Generator."""
     import tensorflow as tf
     import torch
     import torch.nn.functional as F
@@ -83,22 +88,11 @@ def check_softmax_frameworks(rng):
           tf.nn.sparse_softmax_cross_entropy_with_logits(tf.constant(y), tf.constant(z)))
 
 
-@register_check("logistic sigmoid: NumPy vs PyTorch vs Keras, both tails", formula="sigmoid", direction="forward",
-                reference=("torch", "tf/keras"))
-def check_sigmoid_frameworks(rng):
-    """sigmoid on a random (N, K) array with logits up to +-rng.uniform(1, 800) = torch.sigmoid = Keras' sigmoid."""
-    import keras
-    import tensorflow as tf
-    import torch
-
-    a = rng.normal(size=(rng.integers(1, 9), rng.integers(1, 12))) * rng.uniform(1, 800)
-    check("sigmoid vs torch", sigmoid(a), torch.sigmoid(torch.from_numpy(a)))
-    check("sigmoid vs keras", sigmoid(a), keras.activations.sigmoid(tf.constant(a)))
-
-
 @register_check("cross-entropy gradient p - onehot(y): finite differences and autograd",
                 formula="softmax, cross-entropy", direction="backward", reference=("finite differences", "torch"))
 def check_softmax_gradient(rng):
+    """Registered check: softmax_cross_entropy_grad of random logits (N, K) = central finite differences and
+    PyTorch autograd; rng: a NumPy Generator."""
     import torch
     import torch.nn.functional as F
 
@@ -110,3 +104,17 @@ def check_softmax_gradient(rng):
     z_t = torch.from_numpy(z).requires_grad_(True)
     F.cross_entropy(z_t, torch.from_numpy(y)).backward()
     check("gradient vs torch autograd", grad, z_t.grad)
+
+
+# Defined in notebooks/00_start_here.ipynb, cell 32
+@register_check("logistic sigmoid: NumPy vs PyTorch vs Keras, both tails", formula="sigmoid", direction="forward",
+                reference=("torch", "tf/keras"))
+def check_sigmoid_frameworks(rng):
+    """sigmoid on a random (N, K) array with logits up to +-rng.uniform(1, 800) = torch.sigmoid = Keras' sigmoid."""
+    import keras
+    import tensorflow as tf
+    import torch
+
+    a = rng.normal(size=(rng.integers(1, 9), rng.integers(1, 12))) * rng.uniform(1, 800)
+    check("sigmoid vs torch", sigmoid(a), torch.sigmoid(torch.from_numpy(a)))
+    check("sigmoid vs keras", sigmoid(a), keras.activations.sigmoid(tf.constant(a)))
