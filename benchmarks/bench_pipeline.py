@@ -5,11 +5,11 @@
     .venv/bin/python benchmarks/bench_pipeline.py --no-write       # prints only
 
 `mediag pipeline --json` runs in a subprocess as a user would run it (imports included), with the
-notebook's settings (2000 films, CNN 4 epochs, report GPT-2 500 steps, prefix 900 steps); the time of
-each step is read off its progress lines on stderr and the metrics off its JSON. The notebooks run
-through `mediag run` (a fresh kernel each, as `make run`), which prints their times and check counts.
-Targets (issue 8): notebook 08 under 3 minutes on 2 cores; classifier macro-AUC ≥ 0.98 and report
-macro-F1 ≥ 0.95 on the synthetic test films.
+defaults of `mediag.pipeline.PipelineConfig`, which notebook 08 also reads (films, CNN epochs, report
+GPT-2 steps, prefix steps); the time of each step is read off its progress lines on stderr and the
+metrics off its JSON. The notebooks run through `mediag run` (a fresh kernel each, as `make run`), which
+prints their times and check counts. Targets: notebook 08 within 90 s run alone (issue 17, its package
+call included); classifier macro-AUC ≥ 0.98 and report macro-F1 ≥ 0.95 on the synthetic test films.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from common import ROOT, machine_info, markers, parser, publish
+
+from mediag.pipeline import PipelineConfig
 
 START, END = markers("pipeline")
 TIMED_NOTEBOOKS = ("08_diagnosis_pipeline.ipynb", "09_evaluation_explainability.ipynb")
@@ -57,9 +59,11 @@ def run_notebooks() -> list[tuple[str, str, str]]:
 
 
 def section(steps, metrics, wall, notebook_rows, info) -> str:
+    c = PipelineConfig()
     lines = [START, "## Diagnosis pipeline (notebook 08, `mediag pipeline`; `benchmarks/bench_pipeline.py`)", "",
-             f"`mediag pipeline --json` at the notebook's settings (2000 synthetic films split by patient, CNN 4 "
-             f"epochs, report GPT-2 500 steps, prefix 900 steps, seed 0); {info['cpus']} CPUs ({info['machine']}), "
+             f"`mediag pipeline --json` at the defaults of `PipelineConfig`, which notebook 08 reads ({c.n} synthetic "
+             f"films split by patient, CNN {c.cnn_epochs} epochs, report GPT-2 {c.lm_steps} steps, prefix "
+             f"{c.prefix_steps} steps, seed {c.seed}); {info['cpus']} CPUs ({info['machine']}), "
              f"2 threads, load average {info['load']} after measuring; Python {info['python']}.", "",
              "| step (from the progress lines on stderr) | seconds until the next line |", "|---|---:|"]
     bounds = [t for _, t in steps] + [wall]
@@ -77,7 +81,8 @@ def section(steps, metrics, wall, notebook_rows, info) -> str:
         lines += [f"| {nb} | {s} | {c} |" for nb, s, c in notebook_rows]
         lines.append("")
         t08 = int(notebook_rows[0][1])
-        lines.append(f"Target: notebook 08 under 3 minutes on 2 cores: {t08} s ({'met' if t08 < 180 else 'missed'}).")
+        lines.append(f"Target: notebook 08 within 90 s (issue 17; run alone, the package call included): {t08} s "
+                     f"({'met' if t08 <= 90 else 'missed'}; loaded-machine wall times are inflated, see the load).")
     auc, f1 = metrics.get("classifier_macro_auc", float("nan")), metrics.get("report_macro_f1", float("nan"))
     lines.append(f"Targets on the synthetic test films: classifier macro-AUC ≥ 0.98: {auc:.3f} "
                  f"({'met' if auc >= 0.98 else 'missed'}); report macro-F1 ≥ 0.95: {f1:.3f} "

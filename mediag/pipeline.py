@@ -1,26 +1,88 @@
-"""`mediag pipeline`: notebook 08's five steps end to end, with progress and an HTML report.
+"""`mediag pipeline`: notebook 08's five steps end to end, as an application of the package.
 
-The steps themselves live in notebook 08 (exported to `mediag.scratch.diagnosis_pipeline`); this
-module only runs them and writes the page:
+Notebook 08 teaches each step in its own cells, with the from-scratch pieces it exports to
+`mediag.scratch.diagnosis_pipeline` (`make_inputs`, `build_prefix_lm`, `report_scores`, ...). This
+module chains those pieces into one run, with one set of settings, `PipelineConfig`: notebook 08's
+parameters cell, `mediag pipeline` and `benchmarks/bench_pipeline.py` all read their defaults from it.
 
-    result = run(n=2000, seed=0, progress=print)     # the metrics and a few samples
-    write_html(result, "pipeline-report")           # pipeline-report/index.html
+    from mediag.pipeline import PipelineConfig, run, write_html
+    result = run(PipelineConfig(n=500), progress=print)   # seeds, then run_pipeline: metrics and samples
+    write_html(result, "pipeline-report")                # pipeline-report/index.html and metrics.json
+
+`run_pipeline(config)` does the work without touching the process's seeds and threads (notebook 08
+calls it after its own `setup`, to check that the package gives the numbers its cells gave).
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import dataclasses
 import io
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 #: metrics shown first on the page and on the terminal, in this order
 HEADLINE = ("classifier_macro_auc", "report_macro_f1", "template_macro_f1", "report_side_accuracy",
             "report_zone_accuracy", "report_size_accuracy")
+#: the smallest number of films the pipeline accepts (each split must hold every finding)
+MIN_FILMS = 60
 
 
-def check_out_dir(out) -> Path:
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every setting of the five steps, written once (notebook 08, the CLI and the benchmark read it).
+
+    Data: `n` synthetic films of `size` x `size` pixels, split 70 / 15 / 15 % of patients with `seed`.
+    Step 1: local-contrast channel = film minus its Gaussian blur of `sigma` pixels. Step 2: the §4.2 CNN
+    with `cnn_filters` and `cnn_dense` units, `cnn_epochs` epochs of Adam(`cnn_lr`), batches of `cnn_batch`.
+    Step 3: a byte-level BPE of `vocab_size` tokens and a GPT-2 of `lm_layers` layers, width `lm_width`,
+    `lm_heads` heads, trained `lm_steps` steps on blocks of `lm_block` tokens. Step 4: `n_prefix` prefix
+    embeddings from an MLP of `prefix_hidden` units, trained with the GPT-2 for `prefix_steps` steps.
+    """
+
+    n: int = 1200
+    size: int = 64
+    seed: int = 0
+    sigma: float = 2.0
+    cnn_filters: tuple[int, int, int] = (16, 32, 32)
+    cnn_dense: int = 64
+    cnn_epochs: int = 4
+    cnn_lr: float = 2e-3
+    cnn_batch: int = 32
+    vocab_size: int = 512
+    lm_width: int = 64
+    lm_layers: int = 2
+    lm_heads: int = 4
+    lm_block: int = 128
+    lm_steps: int = 250
+    lm_lr: float = 5e-3
+    lm_batch: int = 16
+    n_prefix: int = 4
+    prefix_hidden: int = 128
+    prefix_steps: int = 400
+    prefix_lr: float = 3e-3
+    prefix_batch: int = 32
+
+    def __post_init__(self):
+        validate_n(self.n)
+
+    def replace(self, **changes) -> PipelineConfig:
+        """A copy with some settings changed (`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+
+def validate_n(n) -> None:
+    """ValueError (one line) unless n is a number of films the pipeline can split and train on."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < MIN_FILMS:
+        raise ValueError(f"--n {n}: need at least {MIN_FILMS} films so every split holds each finding; "
+                         f"try --n {PipelineConfig.n}")
+
+
+def validate_out_dir(out) -> Path:
     """The output folder as a Path; ValueError (one line) if it is a file or holds a non-report index."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -32,27 +94,152 @@ def check_out_dir(out) -> Path:
     return out
 
 
-def check_n(n) -> None:
-    """ValueError (one line) unless n is a number of films the pipeline can split and train on."""
-    if not isinstance(n, int) or n < 60:
-        raise ValueError(f"--n {n}: need at least 60 films so every split holds each finding; try --n 2000")
+def train_classifier(config: PipelineConfig, x_train, y_train):
+    """Step 2: the course's one CNN recipe (`mediag.classify.train_cnn`: notebook 03's fixed §4.2 CNN, Adam,
+    binary cross-entropy, seeded with config.seed) with config's widths, epochs, rate and batch size.
+
+    x_train: (N, H, W, C) float32 inputs; y_train: (N, K) 0/1 targets (multi-label). Returns train_cnn's dict
+    ("model": the trained Keras model, "losses" per epoch, "seconds").
+    """
+    from mediag.classify import train_cnn
+
+    return train_cnn(x_train, y_train, task="multi-label", epochs=config.cnn_epochs, seed=config.seed,
+                     lr=config.cnn_lr, batch_size=config.cnn_batch, schedule="constant", filters=config.cnn_filters,
+                     dense=config.cnn_dense)
 
 
-def run(n: int = 2000, seed: int = 0, progress=None, **kwargs) -> dict:
-    """Seed everything, then run `run_pipeline` (see notebook 08). Returns its result dict."""
-    check_n(n)
+def test_auc(y_true, probs) -> dict:
+    """AUC per finding (scikit-learn's roc_auc_score): y_true (N, >= 4), probs (N, >= 4) in FINDINGS order.
+
+    nan for a finding that the test films show always or never (AUC is undefined there).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from mediag.data.chest import FINDINGS
+
+    y_true = np.asarray(y_true)
+    return {f: float(roc_auc_score(y_true[:, k], probs[:, k])) if 0 < y_true[:, k].sum() < len(y_true) else float("nan")
+            for k, f in enumerate(FINDINGS)}
+
+
+def build_report_lm(config: PipelineConfig, tokenizer):
+    """Step 3's GPT-2 (random weights, torch seeded with config.seed): width, layers, heads from config."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    eos = tokenizer.eos_token_id
+    torch.manual_seed(config.seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=config.lm_width,
+                                      n_layer=config.lm_layers, n_head=config.lm_heads, bos_token_id=eos,
+                                      eos_token_id=eos, pad_token_id=eos, loss_type="ForCausalLM"))
+
+
+def build_prefix(config: PipelineConfig, lm, feature_dim: int):
+    """Step 4's prefix model around `lm` (notebook 08's `build_prefix_lm`), torch seeded with config.seed."""
+    import torch
+
+    from mediag.scratch.diagnosis_pipeline import build_prefix_lm
+
+    torch.manual_seed(config.seed)
+    return build_prefix_lm(lm, feature_dim, n_prefix=config.n_prefix, hidden=config.prefix_hidden)
+
+
+def pipeline_metrics(sizes, auc, s_prefix, s_template) -> dict:
+    """The flat metrics dict of run_pipeline (what `mediag pipeline --json` prints).
+
+    sizes: (n_train, n_val, n_test); auc: {finding: test AUC}; s_prefix, s_template: report_scores of the
+    prefix GPT-2's and the template's reports.
+    """
+    from mediag.data.chest import FINDINGS
+
+    return {"n_train": sizes[0], "n_val": sizes[1], "n_test": sizes[2],
+            "classifier_macro_auc": float(np.nanmean(list(auc.values()))),
+            **{f"classifier_auc_{f}": a for f, a in auc.items()},
+            "report_macro_f1": s_prefix["macro_f1"], **{f"report_f1_{f}": s_prefix[f]["f1"] for f in FINDINGS},
+            "report_side_accuracy": s_prefix["side_accuracy"], "report_zone_accuracy": s_prefix["zone_accuracy"],
+            "report_size_accuracy": s_prefix["size_accuracy"], "template_macro_f1": s_template["macro_f1"],
+            **{f"template_{a}_accuracy": s_template[f"{a}_accuracy"] for a in ("side", "zone", "size")}}
+
+
+def run_pipeline(config: PipelineConfig | None = None, progress=None, n_samples: int = 4) -> dict:
+    """The five steps end to end on synthetic films, as notebook 08's cells run them.
+
+    Returns {"metrics": flat dict (classifier_macro_auc, report_macro_f1, ..., seconds), "samples": the first
+    n_samples test films with image (H, W), true, generated and template report, "scores": report_scores of
+    the prefix GPT-2 and of the template}. Seeds each training from config.seed; threads are the caller's.
+    """
+    from mediag.data.chest import generate, patient_split
+    from mediag.data.reports import label_report
+    from mediag.scratch.diagnosis_pipeline import (
+        choose_thresholds,
+        encode_reports,
+        feature_model,
+        finding_targets,
+        generate_with_prefix,
+        input_stats,
+        make_inputs,
+        prefix_inputs,
+        report_scores,
+        template_reports,
+        train_prefix_lm,
+    )
+    from mediag.scratch.gpt_language_model import pack_blocks, train_lm, train_report_tokenizer
+    from mediag.scratch.preprocessing import preprocess
+
+    config = config or PipelineConfig()
+    say = progress or (lambda message: None)
+    t_start = time.perf_counter()
+    say(f"step 0: generating {config.n} synthetic films (seed {config.seed})")
+    chest = generate(config.n, size=config.size, seed=config.seed)
+    train, val, test = patient_split(chest.patient_ids, (0.7, 0.15, 0.15), seed=config.seed)
+    say("step 1: preprocessing")
+    pre = np.stack([preprocess(im) for im in chest.images])
+    X, Y = make_inputs(pre, input_stats(pre[train], config.sigma)), finding_targets(chest.records)
+    say(f"step 2: training the CNN ({config.cnn_epochs} epochs on {len(train)} films)")
+    cnn = train_classifier(config, X[train], Y[train])["model"]
+    probs = cnn.predict(X, verbose=0)                                   # (N, 16)
+    auc = test_auc(Y[test], probs[test])
+    features = prefix_inputs(feature_model(cnn).predict(X, verbose=0), probs, train)
+    say(f"step 3: training the report GPT-2 ({config.lm_steps} steps)")
+    texts = [chest.reports[i] for i in train]
+    tokenizer = train_report_tokenizer(texts, vocab_size=config.vocab_size)
+    lm = build_report_lm(config, tokenizer)
+    train_lm(lm, pack_blocks(tokenizer, texts, config.lm_block), steps=config.lm_steps, batch_size=config.lm_batch,
+             lr=config.lm_lr, seed=config.seed)
+    say(f"step 4: training the image prefix ({config.prefix_steps} steps) and generating {len(test)} reports")
+    model = build_prefix(config, lm, features.shape[1])
+    ids, mask = encode_reports(tokenizer, chest.reports)
+    train_prefix_lm(model, features[train], ids[train], mask[train], steps=config.prefix_steps,
+                    batch_size=config.prefix_batch, lr=config.prefix_lr, seed=config.seed)
+    generated = generate_with_prefix(model, features[test], tokenizer)
+    template = template_reports(probs[test], choose_thresholds(Y[val, :4], probs[val, :4]))
+    say("step 5: evaluating the reports")
+    truth = [chest.records[i] for i in test]
+    s_prefix = report_scores([label_report(t) for t in generated], truth)
+    s_template = report_scores([label_report(t) for t in template], truth)
+    metrics = pipeline_metrics((len(train), len(val), len(test)), auc, s_prefix, s_template)
+    metrics["seconds"] = time.perf_counter() - t_start
+    samples = [{"image": chest.images[i], "true": chest.reports[i], "generated": generated[j], "template": template[j]}
+               for j, i in enumerate(test[:n_samples])]
+    return {"metrics": metrics, "samples": samples, "scores": {"prefix GPT-2": s_prefix, "template": s_template}}
+
+
+def run(config: PipelineConfig | None = None, progress=None, threads: int = 2, n_samples: int = 4, **changes) -> dict:
+    """Seed everything (`mediag.repro.setup`, `threads` threads), then `run_pipeline`.
+
+    changes: PipelineConfig fields to override (e.g. n=500).
+    """
+    config = (config or PipelineConfig()).replace(**changes)
     from mediag.repro import setup
 
-    setup(seed=seed)
+    setup(seed=config.seed, threads=threads)
     import warnings
 
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()                  # transformers' padding hints would bury the progress lines
     warnings.filterwarnings("ignore", message=".*attention_mask.*")
-    from mediag.scratch.diagnosis_pipeline import run_pipeline
-
-    return run_pipeline(n=n, seed=seed, progress=progress, **kwargs)
+    return run_pipeline(config, progress=progress, n_samples=n_samples)
 
 
 def _png(fig) -> str:
@@ -76,9 +263,11 @@ def _figures(result: dict) -> list[tuple[str, str]]:
         ax.bar([i + (k - 0.5) * width for i in range(len(FINDINGS))], [s[f]["f1"] for f in FINDINGS], width, label=name)
     ax.set_xticks(range(len(FINDINGS)), FINDINGS)
     ax.set_ylim(0, 1.05)
+    ax.set_xlabel("finding")
     ax.set_ylabel("F1 (labeler vs truth)")
     ax.set_title("Generated reports: F1 per finding (test films)")
-    ax.legend(loc="lower right")
+    if result["scores"]:
+        ax.legend(loc="lower right")
     figs.append(("F1 per finding", _png(fig)))
     plt.close(fig)
     samples = result["samples"]
@@ -88,38 +277,29 @@ def _figures(result: dict) -> list[tuple[str, str]]:
             ax.imshow(s["image"], cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"test film {j} (window 0-1)", fontsize=8)
             ax.set_xticks([]), ax.set_yticks([])
+        fig.suptitle("Sample test films")
         figs.append(("Sample test films", _png(fig)))
         plt.close(fig)
     return figs
 
 
 def write_html(result: dict, out) -> Path:
-    """Write `out/index.html` (figures inlined) and `out/metrics.json`. Returns the index path."""
-    out = check_out_dir(out)
+    """Write `out/index.html` (templates/pipeline/index.html.j2, figures inlined) and `out/metrics.json`.
+
+    Returns the index path.
+    """
+    import jinja2
+
+    out = validate_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    m = result["metrics"]
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" if isinstance(v, float)
-                   else f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in m.items())
-    figs = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
-                   for t, b in _figures(result))
-    samples = "".join(
-        f"<h3>test film {j}</h3><table><tr><th>true</th><td><pre>{html.escape(s['true'])}</pre></td></tr>"
-        f"<tr><th>prefix GPT-2</th><td><pre>{html.escape(s['generated'])}</pre></td></tr>"
-        f"<tr><th>template</th><td><pre>{html.escape(s['template'])}</pre></td></tr></table>"
-        for j, s in enumerate(result["samples"]))
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>mediag pipeline report</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{border:1px solid #ccc;"
-        "padding:2px 8px;text-align:left;vertical-align:top}table{border-collapse:collapse}pre{margin:0;"
-        "white-space:pre-wrap}</style></head><body>"
-        "<h1>mediag pipeline: image → findings → report</h1>"
-        "<p>Notebook 08's five steps on synthetic chest films (split by patient): preprocessing, the fixed "
-        "§4.2 CNN, a GPT-2 trained on the training reports, a prefix-conditioned GPT-2 generating the reports, "
-        "and the labeler's read-back compared with the ground truth.</p>"
-        f"<h2>Metrics (test films)</h2><table>{rows}</table>{figs}<h2>Sample reports</h2>{samples}</body></html>")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+                             autoescape=True, keep_trailing_newline=True)
+    metrics = [(k, f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in result["metrics"].items()]
+    page = env.get_template("pipeline/index.html.j2").render(metrics=metrics, figures=_figures(result),
+                                                             samples=result["samples"])
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    (out / "metrics.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(result["metrics"], indent=2) + "\n", encoding="utf-8")
     return index
 
 

@@ -1,8 +1,9 @@
-"""Notebooks 08 and 09 with `DATASET` set to a MedMNIST-format file (`mediag run -p DATASET=...`).
+"""Notebook 09 with `DATASET` set to a MedMNIST-format file (`mediag run -p DATASET=...`), and notebook 08's parameters.
 
-Notebook 09 is stored with `DATASET = "pneumoniamnist"` (the real file shipped in data/medmnist/) and
-notebook 08 with "synthetic"; these tests run both on another MedMNIST-format file, one of synthetic
-films written by `mediag.data.medmnist.write_synthetic`, so the `DATASET` path works for any file.
+Notebook 09 is stored with `DATASET = "pneumoniamnist"` (the real file shipped in data/medmnist/); the
+test runs it on another MedMNIST-format file, one of synthetic films written by
+`mediag.data.medmnist.write_synthetic`, so the `DATASET` path works for any file. Notebook 08 takes no
+`DATASET` (its report steps need paired reports); its parameters are `mediag.pipeline.PipelineConfig`'s.
 """
 
 
@@ -24,21 +25,22 @@ def _outputs(path):
     return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_notebook_08_dataset_section(tmp_path, medmnist_file, capsys):
-    # Only the title, the imports, the parameters and the cells tagged `dataset`: the synthetic
-    # pipeline around them is what nbval already reproduces.
+def test_notebook_08_takes_pipeline_parameters_not_a_dataset():
+    # Notebook 08 stays synthetic (its report steps need paired reports) and does not depend on notebook 09's
+    # code (mediag.classify uses 09's metrics): real films are 09's and `mediag classify`'s. Its parameters
+    # are PipelineConfig's, and `mediag run -p` injects them after the parameters cell (no kernel started).
+    from mediag.runner import inject_params
+
     nb = nbformat.read(NOTEBOOKS / "08_diagnosis_pipeline.ipynb", as_version=4)
-    tagged = [c for c in nb.cells if {"parameters", "dataset"} & set(c.metadata.get("tags", []))]
-    keep = [nb.cells[0], nb.cells[1], *tagged]
-    assert sum("dataset" in c.metadata.get("tags", []) for c in keep) == 2
-    nb.cells = keep
-    path = tmp_path / "08_dataset_only.ipynb"
-    nbformat.write(nb, path)
-    out = tmp_path / "build"
-    assert run_course([str(path)], out=str(out), params=[f"DATASET={medmnist_file}"]) == 0, capsys.readouterr().out
-    assert "2 checks passed, 0 failed" in capsys.readouterr().out
-    text = _outputs(out / path.name)
-    assert "abnormal28 (binary): 700 / 150 / 200 images" in text and "test AUC" in text
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "mediag.classify" not in code and "DATASET" not in code
+    inject_params(nb, {"N_IMAGES": 300, "PREFIX_STEPS": 50}, "08_diagnosis_pipeline.ipynb")
+    index = next(i for i, c in enumerate(nb.cells) if "injected-parameters" in c.metadata.get("tags", []))
+    assert "parameters" in nb.cells[index - 1].metadata["tags"]
+    assert "N_IMAGES = 300" in nb.cells[index].source
+    assert "CONFIG.replace(n=N_IMAGES" in nb.cells[index + 1].source       # the overrides reach CONFIG
+    with pytest.raises(ValueError, match="has no parameter DATASET"):
+        inject_params(nbformat.read(NOTEBOOKS / "08_diagnosis_pipeline.ipynb", as_version=4), {"DATASET": "x"})
 
 
 def test_notebook_09_on_a_medmnist_file(tmp_path, medmnist_file, capsys):

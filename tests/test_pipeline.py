@@ -27,6 +27,7 @@ from mediag.scratch.diagnosis_pipeline import (
     report_scores,
     source_prompt,
     template_report,
+    train_prefix_lm,
 )
 from mediag.scratch.preprocessing import gaussian_blur, gaussian_kernel, gaussian_window  # notebook 02's
 
@@ -261,8 +262,8 @@ def test_pipeline_end_to_end_small(tmp_path):
     from mediag import pipeline
 
     messages = []
-    result = pipeline.run(n=120, seed=1, progress=messages.append, cnn_epochs=1, lm_steps=3, prefix_steps=3,
-                          n_samples=2)
+    config = pipeline.PipelineConfig(n=120, seed=1, cnn_epochs=1, lm_steps=3, prefix_steps=3)
+    result = pipeline.run(config, progress=messages.append, n_samples=2)
     m = result["metrics"]
     for key in ("classifier_macro_auc", "report_macro_f1", "template_macro_f1", "report_side_accuracy"):
         assert key in m
@@ -270,3 +271,53 @@ def test_pipeline_end_to_end_small(tmp_path):
     assert any(msg.startswith("step 5") for msg in messages)
     index = pipeline.write_html(result, tmp_path / "out")
     assert "mediag pipeline" in index.read_text() and json.loads((tmp_path / "out" / "metrics.json").read_text())
+
+
+def test_pipeline_config_holds_the_defaults_once():
+    from mediag.cli import build_parser
+    from mediag.pipeline import PipelineConfig, validate_n
+
+    config = PipelineConfig()
+    args = build_parser().parse_args(["pipeline"])
+    assert (args.n, args.seed) == (config.n, config.seed)
+    assert config.replace(n=500).n == 500 and config.n == PipelineConfig.n       # frozen: replace makes a copy
+    with pytest.raises(ValueError, match="--n 10: need at least 60 films"):
+        PipelineConfig(n=10)
+    for bad in (True, 59, 60.0, "100"):
+        with pytest.raises(ValueError):
+            validate_n(bad)
+    validate_n(np.int64(60))
+
+
+def test_no_pipeline_code_in_scratch():
+    import mediag.scratch.diagnosis_pipeline as scratch_module
+
+    for name in ("run_pipeline", "pipeline_classifier", "pipeline_language_model", "pipeline_metrics"):
+        assert not hasattr(scratch_module, name), name
+
+
+def test_report_page_is_escaped_and_from_the_template(tmp_path):
+    from mediag import pipeline
+
+    result = {"metrics": {"report_macro_f1": 0.5, "n_test": 3}, "scores": {},
+              "samples": [{"image": np.zeros((4, 4)), "true": "<b>true</b>", "generated": "a & b", "template": "t"}]}
+    index = pipeline.write_html(result, tmp_path / "page")
+    text = index.read_text()
+    assert "&lt;b&gt;true&lt;/b&gt;" in text and "a &amp; b" in text and "<td>0.500</td>" in text
+    assert "mediag pipeline" in text[:2000]                   # validate_out_dir recognises its own page
+    pipeline.write_html(result, tmp_path / "page")
+
+
+def test_train_prefix_lm_uses_train_lm_and_returns_every_loss():
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=11, n_positions=16, n_embd=8, n_layer=1, n_head=2))
+    model = build_prefix_lm(lm, feature_dim=3, n_prefix=2, hidden=5)
+    rng = np.random.default_rng(0)
+    ids, mask = rng.integers(0, 11, (6, 7)), np.ones((6, 7), dtype=np.int64)
+    losses = train_prefix_lm(model, rng.random((6, 3)), ids, mask, steps=4, batch_size=3, lr=1e-3, seed=0)
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    with pytest.raises(ValueError, match="pair them one to one"):
+        train_prefix_lm(model, rng.random((5, 3)), ids, mask, steps=1)
