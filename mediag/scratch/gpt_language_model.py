@@ -48,8 +48,8 @@ def lm_loss(logits, tokens, reduction="sum"):
     if reduction not in ("sum", "mean"):
         raise ValueError(f"lm_loss: reduction must be 'sum' or 'mean', got {reduction!r}")
     logits, tokens = _lm_inputs(logits, tokens)
-    log_p = log_softmax(logits[:, :-1])                                       # [N, T-1, V]
-    picked = np.take_along_axis(log_p, tokens[:, 1:, None], axis=-1)[..., 0]  # [N, T-1]
+    log_p = log_softmax(logits[:, :-1])                                       # (N, T-1, V)
+    picked = np.take_along_axis(log_p, tokens[:, 1:, None], axis=-1)[..., 0]  # (N, T-1)
     total = -picked.sum()
     return total / picked.size if reduction == "mean" else total
 
@@ -81,29 +81,29 @@ def gelu_tanh(x):
 
 def hf_conv1d(x, w, b):
     """transformers' Conv1D: weight stored (D_in, D_out), so y = x @ w + b."""
-    return x @ w + b                                                      # [..., D_in] -> [..., D_out]
+    return x @ w + b                                                      # (..., D_in) -> (..., D_out)
 
 
 # Defined in notebooks/07_gpt_language_model.ipynb, cell 26
 def gpt2_attention(x, p, n_head):
     """Causal multi-head self-attention of one GPT-2 block; x [N, T, D] -> [N, T, D]."""
     N, T, D = x.shape
-    qkv = hf_conv1d(x, p["attn_w"], p["attn_b"])                          # [N, T, D] -> [N, T, 3D]
-    q, k, v = np.split(qkv, 3, axis=-1)                                    # 3 x [N, T, D]
+    qkv = hf_conv1d(x, p["attn_w"], p["attn_b"])                          # (N, T, D) -> (N, T, 3D)
+    q, k, v = np.split(qkv, 3, axis=-1)                                    # 3 x (N, T, D)
 
-    def heads(a):                                                          # [N, T, D] -> [N, h, T, D/h]
+    def heads(a):                                                          # (N, T, D) -> (N, h, T, D/h)
         return a.reshape(N, T, n_head, D // n_head).transpose(0, 2, 1, 3)
 
-    out, _ = attention(heads(q), heads(k), heads(v), mask=causal_mask(T))  # notebook 06: [N, h, T, D/h]
-    out = out.transpose(0, 2, 1, 3).reshape(N, T, D)                       # concat heads -> [N, T, D]
+    out, _ = attention(heads(q), heads(k), heads(v), mask=causal_mask(T))  # notebook 06: (N, h, T, D/h)
+    out = out.transpose(0, 2, 1, 3).reshape(N, T, D)                       # concat heads -> (N, T, D)
     return hf_conv1d(out, p["proj_w"], p["proj_b"])                        # W^O
 
 
 def gpt2_block(x, p, n_head, eps=1e-5):
     """Pre-norm block: x + attn(LN1(x)), then + MLP(LN2(.))."""
     x = x + gpt2_attention(layer_norm(x, p["ln1_g"], p["ln1_b"], eps), p, n_head)
-    h = gelu_tanh(hf_conv1d(layer_norm(x, p["ln2_g"], p["ln2_b"], eps), p["fc_w"], p["fc_b"]))  # [N,T,4D]
-    return x + hf_conv1d(h, p["mlp_proj_w"], p["mlp_proj_b"])              # [N, T, 4D] -> [N, T, D]
+    h = gelu_tanh(hf_conv1d(layer_norm(x, p["ln2_g"], p["ln2_b"], eps), p["fc_w"], p["fc_b"]))  # (N,T,4D)
+    return x + hf_conv1d(h, p["mlp_proj_w"], p["mlp_proj_b"])              # (N, T, 4D) -> (N, T, D)
 
 
 # Defined in notebooks/07_gpt_language_model.ipynb, cell 28
@@ -152,11 +152,11 @@ def gpt2_forward(tokens, params):
     if tokens.shape[1] > T_max:
         raise ValueError(f"gpt2_forward: {tokens.shape[1]} tokens exceed the model's {T_max} positions; "
                          "truncate the input")
-    x = params["wte"][tokens] + params["wpe"][np.arange(tokens.shape[1])]  # [N, T] -> [N, T, D]
+    x = params["wte"][tokens] + params["wpe"][np.arange(tokens.shape[1])]  # (N, T) -> (N, T, D)
     for p in params["blocks"]:
-        x = gpt2_block(x, p, params["n_head"], params["eps"])             # [N, T, D] -> [N, T, D]
+        x = gpt2_block(x, p, params["n_head"], params["eps"])             # (N, T, D) -> (N, T, D)
     x = layer_norm(x, params["lnf_g"], params["lnf_b"], params["eps"])
-    return x @ params["lm_head"].T                                        # [N, T, D] -> [N, T, V]
+    return x @ params["lm_head"].T                                        # (N, T, D) -> (N, T, V)
 
 
 # Defined in notebooks/07_gpt_language_model.ipynb, cell 35
@@ -183,12 +183,12 @@ def gpt2_keras(params):
             self.ln_f = keras.layers.LayerNormalization(epsilon=eps, dtype=f64)
             self.head = keras.layers.Dense(V, use_bias=False, dtype=f64)
 
-        def call(self, tokens):                                            # [N, T] -> [N, T, V]
+        def call(self, tokens):                                            # (N, T) -> (N, T, V)
             x = self.wte(tokens) + self.wpe(keras.ops.arange(keras.ops.shape(tokens)[1]))[None]
             for ln_1, attn, ln_2, c_fc, c_proj in self.blocks:
                 h = ln_1(x)
-                x = x + attn(h, h, use_causal_mask=True)                   # [N, T, D]
-                x = x + c_proj(keras.ops.gelu(c_fc(ln_2(x)), approximate=True))   # [N, T, 4D] -> [N, T, D]
+                x = x + attn(h, h, use_causal_mask=True)                   # (N, T, D)
+                x = x + c_proj(keras.ops.gelu(c_fc(ln_2(x)), approximate=True))   # (N, T, 4D) -> (N, T, D)
             return self.head(self.ln_f(x))
 
     model = GPT2Keras()
@@ -222,7 +222,7 @@ def conv1d_backward(dy, x, w):
 
     Returns dx (..., D_in), dw (D_in, D_out), db (D_out,).
     """
-    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])   # [N*T, D_in], [N*T, D_out]
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])   # (N*T, D_in), (N*T, D_out)
     return dy @ w.T, x2.T @ dy2, dy2.sum(0)
 
 
@@ -240,23 +240,24 @@ def gpt2_attention_backward(dy, x, p, n_head):
     Returns dx (N, T, D) and {"attn_w", "attn_b", "proj_w", "proj_b"}, each shaped like p's.
     """
     N, T, D = x.shape
-    q, k, v = np.split(hf_conv1d(x, p["attn_w"], p["attn_b"]), 3, axis=-1)  # 3 x [N, T, D]
+    q, k, v = np.split(hf_conv1d(x, p["attn_w"], p["attn_b"]), 3, axis=-1)  # 3 x (N, T, D)
 
-    def heads(a):                                                          # [N, T, D] -> [N, h, T, D/h]
+    def heads(a):                                                          # (N, T, D) -> (N, h, T, D/h)
         return a.reshape(N, T, n_head, D // n_head).transpose(0, 2, 1, 3)
 
-    def merge(a):                                                          # [N, h, T, D/h] -> [N, T, D]
+    def merge(a):                                                          # (N, h, T, D/h) -> (N, T, D)
         return a.transpose(0, 2, 1, 3).reshape(N, T, D)
 
     out, _ = attention(heads(q), heads(k), heads(v), mask=causal_mask(T))
     g = {}
     d_out, g["proj_w"], g["proj_b"] = conv1d_backward(dy, merge(out), p["proj_w"])
     dq, dk, dv = attention_backward(heads(d_out), heads(q), heads(k), heads(v), mask=causal_mask(T))
-    dqkv = np.concatenate([merge(dq), merge(dk), merge(dv)], axis=-1)      # [N, T, 3D]
+    dqkv = np.concatenate([merge(dq), merge(dk), merge(dv)], axis=-1)      # (N, T, 3D)
     dx, g["attn_w"], g["attn_b"] = conv1d_backward(dqkv, x, p["attn_w"])
     return dx, g
 
 
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 44
 def gpt2_block_backward(dy, x, p, n_head, eps=1e-5):
     """Gradients of sum(dy * gpt2_block(x, p, n_head, eps)). x, dy: (N, T, D).
 
@@ -265,7 +266,7 @@ def gpt2_block_backward(dy, x, p, n_head, eps=1e-5):
     h1 = layer_norm(x, p["ln1_g"], p["ln1_b"], eps)                        # recompute the forward
     a = x + gpt2_attention(h1, p, n_head)
     h2 = layer_norm(a, p["ln2_g"], p["ln2_b"], eps)
-    f = hf_conv1d(h2, p["fc_w"], p["fc_b"])                                # [N, T, 4D]
+    f = hf_conv1d(h2, p["fc_w"], p["fc_b"])                                # (N, T, 4D)
     g = {}
     dm, g["mlp_proj_w"], g["mlp_proj_b"] = conv1d_backward(dy, gelu_tanh(f), p["mlp_proj_w"])
     dh2, g["fc_w"], g["fc_b"] = conv1d_backward(gelu_tanh_backward(dm, f), h2, p["fc_w"])
@@ -276,7 +277,7 @@ def gpt2_block_backward(dy, x, p, n_head, eps=1e-5):
     return da + d_ln1, {**g, **g_attn}
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 44
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 45
 def gpt2_backward(tokens, params, reduction="mean"):
     """The LM loss of tokens (N, T) ints and its gradient for every parameter of `params`.
 
@@ -288,13 +289,13 @@ def gpt2_backward(tokens, params, reduction="mean"):
         raise ValueError(f"gpt2_backward: tokens must be (N, T), got shape {tokens.shape}; use tokens[None]")
     N, T = tokens.shape
     H, eps = params["n_head"], params["eps"]
-    hs = [params["wte"][tokens] + params["wpe"][np.arange(T)]]             # h_0 [N, T, D]
+    hs = [params["wte"][tokens] + params["wpe"][np.arange(T)]]             # h_0 (N, T, D)
     for p in params["blocks"]:
         hs.append(gpt2_block(hs[-1], p, H, eps))                           # h_l, kept for the backward
-    xf = layer_norm(hs[-1], params["lnf_g"], params["lnf_b"], eps)         # [N, T, D]
-    logits = xf @ params["lm_head"].T                                      # [N, T, V]
+    xf = layer_norm(hs[-1], params["lnf_g"], params["lnf_b"], eps)         # (N, T, D)
+    logits = xf @ params["lm_head"].T                                      # (N, T, V)
     dlogits = lm_loss_grad(logits, tokens, reduction)                      # p - onehot (section 4)
-    g = {"lm_head": dlogits.reshape(-1, dlogits.shape[-1]).T @ xf.reshape(-1, xf.shape[-1])}  # [V, D]
+    g = {"lm_head": dlogits.reshape(-1, dlogits.shape[-1]).T @ xf.reshape(-1, xf.shape[-1])}  # (V, D)
     dh, g["lnf_g"], g["lnf_b"] = layer_norm_backward(dlogits @ params["lm_head"], hs[-1], params["lnf_g"], eps)
     g["blocks"] = [None] * len(params["blocks"])
     for layer in reversed(range(len(params["blocks"]))):
@@ -318,7 +319,7 @@ def gpt2_named(tree):
     return named
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 52
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 53
 def adam_step(params, grads, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
     """One Adam update of GPT-2 `params` in place, as torch.optim.Adam; `state` is a dict kept between steps."""
     state["t"] = t = state.get("t", 0) + 1
@@ -334,7 +335,7 @@ def adam_step(params, grads, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         p -= lr / (1 - b1**t) * m / (np.sqrt(v) / np.sqrt(1 - b2**t) + eps)  # in place: params change
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 56
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 57
 EOS = "<|endoftext|>"
 
 
@@ -354,7 +355,7 @@ def train_report_tokenizer(texts, vocab_size=512):
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 59
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 60
 def pack_blocks(tokenizer, texts, block):
     """Encode texts, join them with EOS, cut into rows of `block` tokens: int64 array [n_blocks, block]."""
     stream = []
@@ -366,35 +367,50 @@ def pack_blocks(tokenizer, texts, block):
     return np.array(stream[: n * block], dtype=np.int64).reshape(n, block)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 62
-def train_lm(model, blocks, steps, batch_size=16, lr=3e-3, seed=0, eval_blocks=None, eval_every=50):
-    """AdamW on the mean LM loss over random batches of `blocks`; returns {"step", "train", "heldout"}."""
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 63
+def train_lm(model, blocks, steps, batch_size=16, lr=3e-3, seed=0, eval_blocks=None, eval_every=50, loss_fn=None):
+    """AdamW with a one-cycle learning rate on random batches; returns {"step", "train", "heldout", "losses"}.
+
+    blocks: token ids (N, T), or a tuple of arrays with N rows each (notebook 08 passes image features (N, F),
+    ids (N, T) and mask (N, T)); each step draws batch_size rows with np.random.default_rng(seed), the same
+    rows of every array. loss_fn(model, *batch) -> scalar loss tensor; the default is the causal LM loss of a
+    token batch, model(ids, labels=ids).loss. Every eval_every steps and at the end, eval_blocks (same form)
+    is scored without gradients: "step", "train" (that step's loss) and "heldout" record it; "losses" holds
+    every step's training loss.
+    """
     import torch
 
+    def tensors(data):
+        return tuple(torch.as_tensor(np.asarray(a)) for a in (data if isinstance(data, tuple) else (data,)))
+
+    loss_fn = loss_fn or (lambda m, ids: m(ids, labels=ids).loss)
+    data, held = tensors(blocks), None if eval_blocks is None else tensors(eval_blocks)
+    if len({len(a) for a in data}) != 1:
+        raise ValueError(f"train_lm: the arrays of blocks have {[len(a) for a in data]} rows; pair them one to one")
     gen = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    history = {"step": [], "train": [], "heldout": []}
+    history = {"step": [], "train": [], "heldout": [], "losses": []}
     for step in range(1, steps + 1):
         model.train()
-        batch = torch.from_numpy(blocks[gen.integers(0, len(blocks), size=batch_size)])
-        loss = model(batch, labels=batch).loss
+        rows = torch.as_tensor(gen.integers(0, len(data[0]), size=batch_size))
+        loss = loss_fn(model, *(a[rows] for a in data))
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        if eval_blocks is not None and (step % eval_every == 0 or step == steps):
+        history["losses"].append(loss.item())
+        if held is not None and (step % eval_every == 0 or step == steps):
             model.eval()
             with torch.no_grad():
-                held = model(torch.from_numpy(eval_blocks), labels=torch.from_numpy(eval_blocks)).loss
+                history["heldout"].append(float(loss_fn(model, *held)))
             history["step"].append(step)
             history["train"].append(loss.item())
-            history["heldout"].append(float(held))
     model.eval()
     return history
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 73
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 74
 def next_token_probs(logits, temperature=1.0, top_k=None):
     """Distribution over the next token from one row of logits [V]: softmax(z / T) on the top-k logits."""
     z = np.asarray(logits, dtype=np.float64)
@@ -421,7 +437,7 @@ def sample_next_token(logits, rng=None, temperature=0.0, top_k=None):
     return int(rng.choice(p.size, p=p))
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 74
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 75
 def lm_generate(prompt_ids, params, max_new_tokens, rng=None, temperature=0.0, top_k=None, eos_id=None):
     """Autoregressive generation with gpt2_forward: returns prompt + new token ids (1-D int array)."""
     ids = [int(i) for i in prompt_ids]
@@ -437,7 +453,7 @@ def lm_generate(prompt_ids, params, max_new_tokens, rng=None, temperature=0.0, t
     return np.array(ids)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 88
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 89
 def load_language_model(name_or_path, offline=None, cache_dir=None):
     """(tokenizer, GPT2LMHeadModel in eval mode) from a folder written by save_pretrained, or a hub name."""
     import os
@@ -465,6 +481,7 @@ def load_language_model(name_or_path, offline=None, cache_dir=None):
     return tokenizer, model.eval()
 
 
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 90
 def generate_report(prompts, tokenizer, model, max_new_tokens=60):
     """The §4.3 function, fixed: greedy continuation(s) of a prompt (str) or prompts (list of str).
 
@@ -488,7 +505,7 @@ def generate_report(prompts, tokenizer, model, max_new_tokens=60):
     return texts[0] if isinstance(prompts, str) else texts
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 94
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 96
 @register_check("language-model loss: NumPy vs PyTorch vs Keras vs transformers", formula="§3.2.2 language-model loss",
                 direction="forward", reference=("loops", "torch", "tf/keras", "transformers"))
 def check_lm_loss(rng):
@@ -517,7 +534,7 @@ def check_lm_loss(rng):
     check("lm_loss mean vs GPT2LMHeadModel loss", lm_loss(out.logits.detach().numpy(), x, "mean"), out.loss)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 95
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 97
 @register_check("language-model loss gradient p - onehot: finite differences and autograd",
                 formula="§3.2.2 language-model loss", direction="backward", reference=("finite differences", "torch"))
 def check_lm_loss_grad(rng):
@@ -556,7 +573,7 @@ def check_gpt2_forward(rng):
     check("gpt2_forward vs transformers logits", ours, model(torch.from_numpy(x)).logits, atol=1e-12)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 96
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 98
 def _random_gpt2(rng, max_layers=2):
     """A small float64 GPT2LMHeadModel of random shape, every parameter perturbed, and tokens x (N, T)."""
     import torch
@@ -576,7 +593,7 @@ def _random_gpt2(rng, max_layers=2):
     return model, x
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 97
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 99
 @register_check("GPT-2 backward = PyTorch autograd", formula="§3.2.2 GPT-2 language-model loss",
                 direction="backward", reference="torch")
 def check_gpt2_backward(rng):
@@ -595,7 +612,7 @@ def check_gpt2_backward(rng):
         check(f"d loss / d {name} vs torch autograd", ours[name], p.grad, atol=1e-13 * float(p.grad.abs().max()))
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 98
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 100
 @register_check("GPT-2 backward = finite differences", formula="§3.2.2 GPT-2 language-model loss",
                 direction="backward", reference="finite differences")
 def check_gpt2_backward_fd(rng):
@@ -619,7 +636,7 @@ def check_gpt2_backward_fd(rng):
           rtol=1e-6, atol=1e-9)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 99
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 101
 @register_check("GPT-2 backward = Keras GradientTape", formula="§3.2.2 GPT-2 language-model loss",
                 direction="backward", reference="tf/keras")
 def check_gpt2_backward_keras(rng):
@@ -652,7 +669,7 @@ def check_gpt2_backward_keras(rng):
           np.concatenate([a.ravel() for a in ours]), np.concatenate([b.ravel() for b in k_grads]), atol=1e-8)
 
 
-# Defined in notebooks/07_gpt_language_model.ipynb, cell 100
+# Defined in notebooks/07_gpt_language_model.ipynb, cell 102
 @register_check("GPT-2 in Keras = transformers", formula="§3.2.2 GPT-2 forward", direction="forward",
                 reference=("tf/keras", "transformers"))
 def check_gpt2_keras(rng):
