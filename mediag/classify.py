@@ -4,28 +4,34 @@
     res = fit_and_score("pneumoniamnist", seed=0)        # the shipped real file (or any MedMNIST .npz path)
     res["test_auc"], res["test_acc"], res["threshold"]
 
-The network is notebook 03's fixed §4.2 CNN (`build_cnn_keras`) and every metric comes from notebook
-09 (`auc_rank`, `youden_threshold`, `binary_metrics`), both through `mediag.scratch`. What turns it
-into a usable classifier (each step can be switched off; notebook 09 measures each one's effect):
+The network is notebook 03's fixed §4.2 CNN (`build_cnn_keras`, through `mediag.scratch`), trained by
+`train_cnn`: the course's one CNN recipe, also used by notebook 09 and `mediag.pipeline`. AUCs come from
+scikit-learn's `roc_auc_score` (as in the pipeline); the confusion-matrix rates from notebook 08's
+`binary_metrics`. What turns it into a usable classifier (each step can be switched off; notebook 09
+measures each one's effect):
 
+- **per-image standardisation** (`per_image`): each film gets its own mean and standard deviation, so
+  exposure differences between films and scanners do not reach the network;
 - **augmentation**: every epoch sees each film rotated by up to ± `rotate` degrees, scaled by 1 ± `zoom`,
   shifted by up to `shift` pixels, and with its gain and offset jittered by up to `jitter` (in standard
-  deviations of the training pixels);
+  deviations of the pixels);
 - **class weights**: the loss weighs each class by the inverse of its training frequency (binary and
   multi-class), so a trimmed class (PneumoniaMNIST's train split keeps 10 % normal films) is not
   ignored;
 - **snapshots**: a cosine learning-rate schedule, and the predictions of the last `snapshots` epochs
   are averaged;
 - **test-time augmentation**: each film is also scored shifted by one pixel in 8 directions (`tta`);
-- **ensemble**: `members` networks from different seeds, their probabilities averaged.
+- **ensemble**: `members` networks from seeds `seed`, `seed` + 1, ..., their probabilities averaged; with
+  `workers` > 1 they train at the same time in worker processes (`train_cnns`).
 
 Tasks follow the labels (MedMNIST 2D): one column with values 0/1 is binary; one column with more
 values is multi-class (ordinal labels such as RetinaMNIST's grades are treated as classes; one sigmoid
 per class, the answer is the largest); several 0/1 columns are multi-label (ChestMNIST's 14). Images
 are grey (N, H, W) or RGB (N, H, W, 3) uint8 of any size from 18 px; sides above `max_side` (64 by
 default: the §4.2 CNN is small) are area-resized down to it. The decision threshold of a binary output
-(and of each multi-label column) maximises Youden's J on validation; every choice is made on the
-validation split and the test split is predicted once, at the end.
+(and of each multi-label column) is the balanced point of the network (`choose_thresholds`: p = 0.5
+after class weighting, else the training prevalence) or, with `threshold="youden"`, the maximum of
+Youden's J on validation. Nothing is chosen on the test split: it is predicted once, at the end.
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ import numpy as np
 ARRAY_KEYS = ("y_val", "p_val", "y_test", "p_test", "parts", "models", "standardise")
 #: the default recipe of `fit_and_score` (also what `mediag classify` runs)
 DEFAULTS = {"epochs": 12, "members": 2, "shift": 2, "jitter": 0.1, "rotate": 10.0, "zoom": 0.1,
-            "class_weight": True, "snapshots": 4, "tta": True, "lr": 2e-3, "batch_size": 64, "max_side": 64,
-            "per_image": False}
+            "class_weight": True, "snapshots": 4, "tta": True, "lr": 2e-3, "batch_size": 128, "max_side": 64,
+            "per_image": True, "threshold": "balanced"}
 
 
 def describe_task(data) -> tuple[str, int]:
@@ -133,16 +139,17 @@ def augment(x, rng, shift: int = 2, jitter: float = 0.1, rotate: float = 0.0, zo
     return out.astype(np.float32)
 
 
-def predict_tta(model, x, tta: bool = True) -> np.ndarray:
+def predict_tta(model, x, tta: bool = True, both: bool = False):
     """Probabilities (N, outputs) of x (N, H, W, C); with `tta`, the mean over the film and its 8 one-pixel
-    shifts (edge pixels repeated)."""
+    shifts (edge pixels repeated). With `both`, returns (plain, tta): the unshifted view is one of the nine,
+    so both cost one pass."""
     if not tta:
         return model.predict(x, verbose=0, batch_size=1024)
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
     h, w = x.shape[1:3]
     views = [padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-    p = model.predict(np.concatenate(views), verbose=0, batch_size=1024)
-    return p.reshape(len(views), len(x), -1).mean(0)
+    p = model.predict(np.concatenate(views), verbose=0, batch_size=1024).reshape(len(views), len(x), -1)
+    return (p[4], p.mean(0)) if both else p.mean(0)
 
 
 def _targets(labels, task: str, n_out: int) -> np.ndarray:
@@ -150,16 +157,6 @@ def _targets(labels, task: str, n_out: int) -> np.ndarray:
     if task == "multi-class":
         return np.eye(n_out, dtype=np.float32)[labels[:, 0]]
     return labels.astype(np.float32)
-
-
-def _sample_weights(labels, task: str) -> np.ndarray | None:
-    """Inverse class frequency per training film (mean 1); None for multi-label (columns overlap)."""
-    if task == "multi-label":
-        return None
-    y = np.asarray(labels)[:, 0]
-    counts = np.bincount(y)
-    w = len(y) / (len(counts) * counts[y])
-    return (w / w.mean()).astype(np.float32)
 
 
 def _one_vs_rest(y, task: str, n_out: int) -> np.ndarray:
@@ -170,19 +167,21 @@ def _one_vs_rest(y, task: str, n_out: int) -> np.ndarray:
 
 
 def _macro_auc(y, p, task: str) -> float:
-    from mediag.scratch import auc_rank
+    from sklearn.metrics import roc_auc_score
 
     if task == "binary":
-        return auc_rank(y[:, 0], p[:, 0])
+        return float(roc_auc_score(y[:, 0], p[:, 0]))
     cols = _one_vs_rest(y, task, p.shape[1])
-    aucs = [auc_rank(cols[:, k], p[:, k]) for k in range(p.shape[1]) if 0 < cols[:, k].sum() < len(cols)]
+    aucs = [roc_auc_score(cols[:, k], p[:, k]) for k in range(p.shape[1]) if 0 < cols[:, k].sum() < len(cols)]
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def _per_class(y, p, task: str, thresholds, names) -> list[dict]:
     """One row per class (multi-class: one against the rest, decided by the largest output) or per label
     column (multi-label: at its threshold): n positives, AUC, sensitivity, specificity, PPV, F1."""
-    from mediag.scratch import auc_rank, binary_metrics
+    from sklearn.metrics import roc_auc_score
+
+    from mediag.scratch import binary_metrics
 
     cols = _one_vs_rest(y, task, p.shape[1])
     pred = (p.argmax(1)[:, None] == np.arange(p.shape[1])) if task == "multi-class" else p >= np.asarray(thresholds)
@@ -191,7 +190,7 @@ def _per_class(y, p, task: str, thresholds, names) -> list[dict]:
         m = binary_metrics(cols[:, k], pred[:, k])
         both = 0 < cols[:, k].sum() < len(cols)
         rows.append({"class": k, "name": (names or {}).get(k, str(k)), "n": int(cols[:, k].sum()),
-                     "auc": auc_rank(cols[:, k], p[:, k]) if both else float("nan"),
+                     "auc": float(roc_auc_score(cols[:, k], p[:, k])) if both else float("nan"),
                      **{key: m[key] for key in ("sensitivity", "specificity", "ppv", "f1")}})
     return rows
 
@@ -225,64 +224,156 @@ def _check_options(epochs, members, snapshots, shift, jitter, max_side):
         raise ValueError(f"jitter must be in [0, 1), got {jitter!r}")
 
 
-def train_member(x, y, task: str, n_out: int, seed: int, epochs: int, shift: int, jitter: float,
-                 class_weight: bool, snapshots: int, tta: bool, lr: float, batch_size: int,
-                 say=lambda m: None, tag: str = "", rotate: float = 0.0, zoom: float = 0.0) -> dict:
-    """Train one §4.2 CNN on x/y dicts of "train", "val", "test" (x: (N, H, W, C), y: (N, L)).
+def class_weights(targets, task: str) -> np.ndarray:
+    """Per-film loss weights (N,) from targets (N, outputs): the inverse of each film's class frequency,
+    mean 1 (binary: one 0/1 column; multi-class: one-hot rows). Multi-label columns overlap: ValueError."""
+    t = np.asarray(targets)
+    if task == "binary":
+        y = t[:, 0].astype(int)
+    elif task == "multi-class":
+        y = t.argmax(1)
+    else:
+        raise ValueError(f"class weights need a binary or multi-class task, got {task!r} (multi-label columns overlap)")
+    counts = np.bincount(y)
+    w = len(y) / (np.count_nonzero(counts) * counts[y])
+    return (w / w.mean()).astype(np.float32)
 
-    With `snapshots` > 0: cosine learning rate, and the kept prediction is the mean over the last
-    `snapshots` epochs; with 0: constant rate, the epoch with the best validation AUC. Returns
-    {"p_val", "p_test": (N, outputs) kept predictions, "best_epoch", "val_auc", "parts"}; `parts` holds,
-    for an ablation, each snapshot's predictions without and with test-time augmentation
-    ({"plain": {"val": [...], "test": [...]}, "tta": {...}}). The choices use validation only.
+
+def train_cnn(x, targets, *, task: str = "multi-label", epochs: int = 12, seed: int = 0, lr: float = 2e-3,
+              batch_size: int = 128, schedule: str = "cosine", augmentation=None,
+              class_weight: bool = False, filters=(32, 64, 64), dense: int = 64, predict_on: dict | None = None,
+              snapshots: int = 0, tta: bool = False, progress=None, tag: str = "") -> dict:
+    """Train notebook 03's fixed §4.2 CNN (`build_cnn_keras`) on arrays: the one CNN recipe of the course
+    (`mediag classify`, notebook 09 and `mediag.pipeline` call it).
+
+    x: (N, H, W, C) float32 standardised films; targets: (N, outputs) 0/1 floats (multi-class: one-hot);
+    task: "binary", "multi-class" or "multi-label" (decides the class weights only). Adam at rate `lr`,
+    binary cross-entropy on the sigmoid outputs, minibatches of `batch_size` shuffled with `seed`.
+    schedule: "cosine" (the rate falls to 0 over `epochs`) or "constant". augmentation: None (off), keyword
+    arguments of `augment` (shift, jitter, rotate, zoom), or a function (x, rng) -> x' (same shape) that
+    makes the epoch's copy; either way a fresh random copy of every film each epoch.
+    class_weight: weigh each film's loss by the inverse of its class frequency (`class_weights`).
+    predict_on: {name: x_name (M, H, W, C)} scored after each of the last `snapshots` epochs (0: after the
+    last epoch only), without and, with `tta`, also with test-time augmentation (`predict_tta`).
+
+    Returns {"model": the trained keras model, "losses": [mean training loss per epoch],
+    "parts": {"plain": {name: [(M, outputs) per snapshot]}, "tta": {...} (only with `tta`)},
+    "p": {name: (M, outputs) mean over the snapshots, with TTA when `tta`}, "seconds": training time}.
     """
     import keras
 
     from mediag.scratch import build_cnn_keras
 
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    say = progress or (lambda message: None)
+    t0 = time.perf_counter()
+    x, targets = np.asarray(x, dtype=np.float32), np.asarray(targets, dtype=np.float32)
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_cnn_keras(tuple(int(v) for v in x["train"].shape[1:]), n_outputs=n_out)
+    model = build_cnn_keras(tuple(int(v) for v in x.shape[1:]), n_outputs=targets.shape[1], filters=tuple(filters),
+                            dense=dense)
     opt = keras.optimizers.Adam(lr)
     model.compile(optimizer=opt, loss="binary_crossentropy")
-    target = _targets(y["train"], task, n_out)
-    weights = _sample_weights(y["train"], task) if class_weight else None
-    parts = {"plain": {"val": [], "test": []}, "tta": {"val": [], "test": []}}
-    best = (-np.inf, 0, None)
+    weights = class_weights(targets, task) if class_weight else None
+    predict_on = predict_on or {}
+    keep = max(1, min(snapshots, epochs))
+    parts = {kind: {k: [] for k in predict_on} for kind in (("plain", "tta") if tta else ("plain",))}
+    losses = []
     for epoch in range(1, epochs + 1):
-        if snapshots:
+        if schedule == "cosine":
             opt.learning_rate.assign(lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs)))
-        xt = augment(x["train"], rng, shift, jitter, rotate, zoom) if (shift or jitter or rotate or zoom) \
-            else x["train"]
-        hist = model.fit(xt, target, sample_weight=weights, epochs=1, batch_size=batch_size, verbose=0)
-        if snapshots and epoch <= epochs - snapshots:
-            say(f"{tag}epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}")
-            continue
-        if snapshots:                                   # a snapshot is kept by rule (the last epochs), not by score
-            for kind in ("plain", "tta"):
-                if kind == "plain" or tta:
-                    for split in ("val", "test"):
-                        parts[kind][split].append(predict_tta(model, x[split], kind == "tta"))
-            p_val = parts["tta" if tta else "plain"]["val"][-1]
-        else:
-            p_val = predict_tta(model, x["val"], tta)
-        val_auc = _macro_auc(y["val"], p_val, task)
-        say(f"{tag}epoch {epoch}/{epochs}: loss {hist.history['loss'][-1]:.4f}, validation AUC {val_auc:.4f}")
-        if not snapshots and val_auc > best[0]:
-            best = (val_auc, epoch, model.get_weights())
-    if snapshots:
-        kind = "tta" if tta else "plain"
-        p_val, p_test = (np.mean(parts[kind][split], 0) for split in ("val", "test"))
-        return {"p_val": p_val, "p_test": p_test, "best_epoch": epochs, "val_auc": _macro_auc(y["val"], p_val, task),
-                "parts": parts, "model": model}
-    model.set_weights(best[2])
-    for kind in ("plain", "tta"):
-        if kind == "plain" or tta:
-            for split in ("val", "test"):
-                parts[kind][split].append(predict_tta(model, x[split], kind == "tta"))
+        xt = (augmentation(x, rng) if callable(augmentation) else augment(x, rng, **augmentation)) if augmentation \
+            else x
+        hist = model.fit(xt, targets, sample_weight=weights, epochs=1, batch_size=batch_size, verbose=0,
+                         shuffle=True)
+        losses.append(float(hist.history["loss"][-1]))
+        say(f"{tag}epoch {epoch}/{epochs}: loss {losses[-1]:.4f}")
+        if epoch > epochs - keep:
+            for name, xs in predict_on.items():
+                views = predict_tta(model, xs, tta, both=True) if tta else (predict_tta(model, xs, False),)
+                for kind, p_kind in zip(parts, views):
+                    parts[kind][name].append(p_kind)
     kind = "tta" if tta else "plain"
-    return {"p_val": parts[kind]["val"][0], "p_test": parts[kind]["test"][0], "best_epoch": best[1],
-            "val_auc": best[0], "parts": parts, "model": model}
+    p = {name: np.mean(parts[kind][name], 0) for name in predict_on}
+    return {"model": model, "losses": losses, "parts": parts, "p": p, "seconds": time.perf_counter() - t0}
+
+
+def _train_in_worker(kwargs: dict, threads: int, prefix: str | None) -> dict:
+    """One `train_cnn` call in a worker process: TensorFlow with its oneDNN kernels (imported here first),
+    `threads` threads; returns the weights instead of the model (a Keras model does not cross processes)."""
+    import os
+    import sys
+
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    from mediag.repro import setup
+
+    setup(seed=kwargs.get("seed", 0), threads=threads, torch=False)
+    if prefix is not None:
+        kwargs = {**kwargs, "progress": lambda m: print(f"{prefix}{m}", file=sys.stderr, flush=True)}
+    out = train_cnn(**kwargs)
+    model = out.pop("model")
+    out["weights"] = model.get_weights()
+    out["config"] = {"input_shape": tuple(int(v) for v in model.input_shape[1:]),
+                     "n_outputs": int(model.output_shape[-1]), "filters": tuple(kwargs.get("filters", (32, 64, 64))),
+                     "dense": int(kwargs.get("dense", 64))}
+    return out
+
+
+def train_cnns(calls: list[dict], workers: int = 1, keep_models: bool = True, progress_prefix: str | None = None,
+               progress=None) -> list[dict]:
+    """Several `train_cnn` runs (each a dict of its keyword arguments, x and targets included), in order.
+
+    workers = 1: one after the other in this process. workers > 1: up to that many worker processes (spawned,
+    one thread each, TensorFlow's oneDNN kernels on: about half the CPU time of the default kernels for this
+    network), so two networks train at once on two cores; each worker
+    prints its progress lines to stderr after `progress_prefix` (None: silent). With `keep_models`, each
+    result's "model" is rebuilt here from the worker's weights (this imports Keras here); otherwise the
+    result holds "weights" only. Returns the `train_cnn` results, in the order of `calls`.
+    """
+    if workers <= 1:
+        return [train_cnn(**call, progress=progress) for call in calls]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(calls)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_in_worker, call, 1, progress_prefix) for call in calls]
+        results = [f.result() for f in futures]
+    if keep_models:
+        from mediag.scratch import build_cnn_keras
+
+        for r in results:
+            c = r["config"]
+            r["model"] = build_cnn_keras(c["input_shape"], n_outputs=c["n_outputs"], filters=c["filters"],
+                                         dense=c["dense"])
+            r["model"].set_weights(r["weights"])
+    return results
+
+
+def choose_thresholds(y_train, y_val, p_val, rule: str = "balanced", class_weighted: bool = True) -> list[float]:
+    """Decision threshold of each binary output (binary: one; multi-label: one per column) from training and
+    validation data only. y_train (N, L), y_val (M, L) 0/1 labels, p_val (M, L) probabilities.
+
+    rule "balanced": the point where the network weighs both classes equally: p = 0.5 for a class-weighted
+    network (its loss saw balanced classes), else the column's training prevalence (Bayes' rule with equal
+    priors). Nothing is fitted, so the threshold does not move with the validation split's own mix of easy
+    and hard films. rule "youden": maximise Youden's J on validation (notebook 09's `youden_threshold`;
+    0.5 for a column with a single class in validation).
+    """
+    from mediag.scratch import youden_threshold
+
+    if rule not in ("balanced", "youden"):
+        raise ValueError(f"threshold rule must be 'balanced' or 'youden', got {rule!r}")
+    y_train, y_val, p_val = np.asarray(y_train), np.asarray(y_val), np.asarray(p_val)
+    out = []
+    for k in range(p_val.shape[1]):
+        if rule == "balanced":
+            out.append(0.5 if class_weighted else float(y_train[:, k].mean()))
+        else:
+            both = 0 < y_val[:, k].sum() < len(y_val)
+            out.append(float(youden_threshold(y_val[:, k], p_val[:, k])) if both else 0.5)
+    return out
 
 
 def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: int = 0,
@@ -291,21 +382,28 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
                   snapshots: int = DEFAULTS["snapshots"], tta: bool = DEFAULTS["tta"], lr: float = DEFAULTS["lr"],
                   batch_size: int = DEFAULTS["batch_size"], max_side: int = DEFAULTS["max_side"],
                   rotate: float = DEFAULTS["rotate"], zoom: float = DEFAULTS["zoom"],
-                  per_image: bool = DEFAULTS["per_image"], progress=None) -> dict:
+                  per_image: bool = DEFAULTS["per_image"], threshold: str = DEFAULTS["threshold"], workers: int = 1,
+                  keep_models: bool = True,
+                  progress=None, progress_prefix: str | None = None) -> dict:
     """Train the §4.2 CNN recipe on a MedMNIST-format `.npz` (a path or a MedMNIST name) and score its test split.
 
     Returns the metrics (test_auc, test_acc, test_sensitivity, test_specificity, ..., threshold, val_auc,
     task, n_train, n_val, n_test, seconds; per_class for multi-class and multi-label) and the arrays
     y_val, p_val (N_val, outputs), y_test, p_test (N_test, outputs), and `parts` (one per member: its
-    snapshots' predictions without and with TTA, see `train_member`), `models` (the Keras networks) and
-    `standardise` (for `predict` on new images). Member k uses seed `seed` + k.
+    snapshots' predictions without and with TTA, see `train_cnn`), `models` (the Keras networks) and
+    `standardise` (for `predict` on new images). Member k uses seed `seed` + k. `threshold`: the rule of
+    `choose_thresholds`; `workers` > 1 trains the members in that many processes (`train_cnns`), and
+    `keep_models=False` then skips rebuilding their Keras models here (`models` holds None; no `predict`).
+    `progress(message)` gets the progress lines (workers print theirs to stderr after `progress_prefix`).
     Raises FileNotFoundError / ValueError with a one-line message for bad input.
     """
     from mediag.data.medmnist import load
-    from mediag.scratch import cnn_feature_hw, youden_threshold
+    from mediag.scratch import cnn_feature_hw
 
     say = progress or (lambda message: None)
     _check_options(epochs, members, snapshots, shift, jitter, max_side)
+    if threshold not in ("balanced", "youden"):
+        raise ValueError(f"threshold rule must be 'balanced' or 'youden', got {threshold!r}")
     snapshots = min(snapshots, epochs)                  # "the last k epochs" of a shorter run: all of them
     t_start = time.perf_counter()
     data = load(npz)
@@ -330,42 +428,48 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
     say(f"{data.name}: {task}, {n_out} output(s); {len(y['train'])} / {len(y['val'])} / {len(y['test'])} images "
         f"of {shape[0]}×{shape[1]}×{shape[2]}" + (f", resized to {hw[0]}×{hw[1]}" if hw[:2] != shape[:2] else ""))
 
-    runs = []
-    for k in range(members):
-        runs.append(train_member(x, y, task, n_out, seed + k, epochs, shift, jitter, class_weight, snapshots, tta,
-                                 lr, batch_size, say, tag=f"network {k + 1}/{members}, " if members > 1 else "",
-                                 rotate=rotate, zoom=zoom))
-    p_val = np.mean([r["p_val"] for r in runs], 0)
-    p_test = np.mean([r["p_test"] for r in runs], 0)
+    aug = {"shift": shift, "jitter": jitter, "rotate": rotate, "zoom": zoom}
+    weighted = class_weight and task != "multi-label"           # multi-label columns overlap: no class weights
+    calls = [dict(x=x["train"], targets=_targets(y["train"], task, n_out), task=task, epochs=epochs, seed=seed + k,
+                  lr=lr, batch_size=batch_size, schedule="cosine", augmentation=aug if any(aug.values()) else None,
+                  class_weight=weighted, predict_on={"val": x["val"], "test": x["test"]}, snapshots=snapshots,
+                  tta=tta, tag=f"network {k + 1}/{members}, " if members > 1 else "") for k in range(members)]
+    if workers > 1 and members > 1:
+        say(f"training {members} networks in {min(workers, members)} processes")
+    runs = train_cnns(calls, workers, keep_models, progress_prefix=progress_prefix, progress=say)
+    p_val = np.mean([r["p"]["val"] for r in runs], 0)
+    p_test = np.mean([r["p"]["test"] for r in runs], 0)
     thresholds = None
-    if task == "binary":
-        thresholds = [youden_threshold(y["val"][:, 0], p_val[:, 0])]
-    elif task == "multi-label":
-        thresholds = [youden_threshold(y["val"][:, k], p_val[:, k]) if 0 < y["val"][:, k].sum() < len(y["val"])
-                      else 0.5 for k in range(n_out)]
+    if task != "multi-class":
+        thresholds = choose_thresholds(y["train"], y["val"], p_val, threshold, weighted)
     result = {"file": Path(str(npz)).name, "name": data.name, "task": task, "n_outputs": n_out,
               "n_train": len(y["train"]), "n_val": len(y["val"]), "n_test": len(y["test"]),
               "image_shape": [int(v) for v in shape], "input_shape": [int(v) for v in hw],
               "epochs": epochs, "members": members, "seed": seed, "shift": shift, "jitter": jitter,
               "rotate": rotate, "zoom": zoom, "per_image": bool(per_image), "class_weight": bool(class_weight),
-              "snapshots": snapshots, "tta": bool(tta),
-              "best_epoch": [r["best_epoch"] for r in runs] if members > 1 else runs[0]["best_epoch"],
+              "snapshots": snapshots, "tta": bool(tta), "threshold_rule": threshold,
               "val_auc": _macro_auc(y["val"], p_val, task),
               "threshold": thresholds[0] if task == "binary" else thresholds,
               **_metrics(y["test"], p_test, task, thresholds, data.label_names),
               "seconds": time.perf_counter() - t_start,
               "y_val": y["val"], "p_val": p_val, "y_test": y["test"], "p_test": p_test,
-              "parts": [r["parts"] for r in runs], "models": [r["model"] for r in runs],
-              "standardise": (mean, sd, int(max_side), bool(per_image))}
+              "parts": [r["parts"] for r in runs], "models": [r.get("model") for r in runs],
+              "standardise": (mean, sd, int(max_side), bool(per_image)), "batch_size": batch_size, "lr": lr}
     say(f"done in {result['seconds']:.0f} s")
     return result
+
+
+def model_inputs(result: dict, images) -> np.ndarray:
+    """The network inputs (N, H', W', C) float32 of new uint8 images (N, H, W[, C]) for a `fit_and_score`
+    result: resized and standardised as its training films were."""
+    mean, sd, max_side, per_image = result["standardise"]
+    return _inputs(resize_images(images, max_side), mean, sd, per_image)
 
 
 def predict(result: dict, images, tta: bool | None = None) -> np.ndarray:
     """Probabilities (N, outputs) of new uint8 images (N, H, W[, C]) from a `fit_and_score` result: the same
     resizing, training-set standardisation, TTA (by default as trained) and ensemble mean."""
-    mean, sd, max_side, per_image = result["standardise"]
-    x = _inputs(resize_images(images, max_side), mean, sd, per_image)
+    x = model_inputs(result, images)
     tta = result["tta"] if tta is None else tta
     return np.mean([predict_tta(model, x, tta) for model in result["models"]], 0)
 

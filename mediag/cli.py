@@ -144,7 +144,6 @@ def cmd_classify(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be an integer >= 1, got {args.workers}")
     workers = min(args.members, os.cpu_count() or 1) if args.workers is None else args.workers
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"   # oneDNN kernels: about half the CPU time of Eigen's for this CNN
     setup(seed=args.seed, torch=False, tensorflow=workers == 1)       # workers import TensorFlow themselves
     from mediag.classify import ARRAY_KEYS, fit_and_score, format_result
 

@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 import sklearn.metrics as skm
 
+from mediag.scratch import binary_metrics, confusion_counts
 from mediag.scratch.evaluation_explainability import (
     auc_rank,
     auc_trapezoid,
     average_precision,
-    binary_metrics,
     bootstrap_ci,
     cam_to_input,
     cnn_logit_gradients,
-    confusion_counts,
     conv_cell_centres,
     expected_calibration_error,
     fit_temperature,
