@@ -9,7 +9,9 @@ warning filter): `mediag.repro.setup()` does that, explicitly. Modules:
   (`mediag verify`).
 - `mediag.repro`: `setup()` (seeds, threads, deterministic kernels, quiet TensorFlow, known warnings,
   plotting style) and `environment()`.
-- `mediag.plotting`: the course's figures (`image_grid`, `overlay`, `loss_curve`) and `STYLE`.
+- `mediag.plotting`: the course's figures (`image_grid`, `overlay`, `loss_curve`), `STYLE` and `use_style()`,
+  and the DICOM display helpers (`show_dicom`, `window_label`, `draw_scale_bar`, `scale_bar_mm`,
+  `aspect_from_spacing`, `display_flips`).
 - `mediag.progress`: progress bars that stay out of stored notebook outputs.
 - `mediag.dicom`: DICOM files to modality units, windows and spacing (`read`, `validate_file`, `window`,
   `to_display`).
