@@ -7,7 +7,7 @@
 
 `make run` runs as a user runs it (a subprocess, from the repository); its per-notebook times come from the
 build/times.json it writes, its executed notebooks are compared with the stored ones after nbval's sanitiser
-(tests/nbval_sanitize.cfg; cells marked NBVAL_IGNORE_OUTPUT skipped), which shows that the parallel run gives
+(tests/nbval_sanitize.cfg; cells marked NBVAL_IGNORE_OUTPUT, by comment or tag, skipped), which shows that the parallel run gives
 the stored outputs. A full run also copies times.json to benchmarks/make_run_times.json: `mediag run` and
 `make test` start the slowest notebooks first by it on a fresh clone. Timings need a quiet machine: the load
 average is recorded before and after.
@@ -52,6 +52,8 @@ def comparable_outputs(path: Path, subs) -> list[str]:
     cells = []
     for cell in nb.cells:
         if cell.cell_type != "code" or re.search(r"#\s*NBVAL_(IGNORE_OUTPUT|SKIP)", cell.source):
+            continue
+        if {"nbval-ignore-output", "nbval-skip"} & set(cell.metadata.get("tags", [])):  # nbval honours tags too
             continue
         parts = []
         for out in cell.outputs:
