@@ -152,6 +152,7 @@ def cmd_classify(args) -> int:
 
     try:
         result = fit_and_score(args.npz, epochs=args.epochs, seed=args.seed, members=args.members, workers=workers,
+                               threshold=args.threshold,
                                keep_models=False, progress=progress, progress_prefix="mediag classify: ")
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
@@ -294,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the fixed §4.2 CNN on a MedMNIST-format .npz (binary, multi-class, ordinal or multi-label "
                     "labels; grey or RGB; sides above 64 px are area-resized to 64) with augmentation (shifts, "
                     "rotations, zooms, gain), class weights, snapshot averaging, test-time augmentation and an "
-                    "ensemble of seeds; choose the decision "
-                    "threshold on validation (Youden's J) and print test AUC, accuracy, sensitivity and specificity "
+                    "ensemble of seeds; set the decision "
+                    "threshold at the class-weighted network's balanced point p = 0.5 (or by Youden's J on validation) "
+                    "and print test AUC, accuracy, sensitivity and specificity "
                     "(per class for multi-class and multi-label). Progress goes to stderr.")
     p.add_argument("--npz", default="pneumoniamnist", metavar="FILE",
                    help="a MedMNIST .npz (keys train/val/test _images and _labels), or a MedMNIST name read from "
@@ -305,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, default=CLASSIFY_DEFAULTS["members"],
                    help=f"networks in the ensemble, seeds SEED, SEED+1, ... (default: {CLASSIFY_DEFAULTS['members']})")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default: 0)")
+    p.add_argument("--threshold", choices=("balanced", "youden"), default=CLASSIFY_DEFAULTS["threshold"],
+                   help="decision threshold: 'balanced' = p 0.5 after class weighting (the training prevalence "
+                        "without), 'youden' = maximum of Youden's J on validation (default: "
+                        f"{CLASSIFY_DEFAULTS['threshold']})")
     p.add_argument("--workers", type=int, default=None, help="processes training the networks at once (default: "
                    "one per network, at most the number of CPUs; 1 trains them one after the other in this process)")
     p.add_argument("--json", action="store_true", help="print one JSON object (keys test_auc, test_acc, ...) "

@@ -37,6 +37,7 @@ def auc_trapezoid(x, y):
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
 
 
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 19
 def auc_rank(y_true, scores):
     """AUC = P(s+ > s-) + P(s+ = s-) / 2 (Mann-Whitney U / (n+ n-)), with average ranks for ties. y_true,
     scores: (N,) -> float in [0, 1].
@@ -53,7 +54,7 @@ def auc_rank(y_true, scores):
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 20
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 22
 def pr_curve(y_true, scores):
     """Precision-recall points at every distinct score threshold, loosest first (recall 1) to strictest, then
     the point (recall 0, precision 1), as scikit-learn does. Returns precision, recall, thresholds. y_true,
@@ -78,7 +79,7 @@ def average_precision(y_true, scores):
     return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 24
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 26
 def youden_threshold(y_true, scores):
     """The threshold maximising Youden's J = sensitivity + specificity - 1 (ties: the strictest one). y_true,
     scores: (N,) -> float (a score, or +inf).
@@ -98,7 +99,7 @@ def threshold_for_sensitivity(y_true, scores, target=0.95):
     return float(thresholds[int(np.argmax(tpr >= target))])
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 25
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 27
 def bootstrap_ci(y_true, scores, statistic, n_boot=1000, alpha=0.05, seed=0, groups=None):
     """Percentile bootstrap interval of statistic(y, s), resampling cases with replacement n_boot times, or
     whole groups (patients) when `groups` is given: films of one patient are not independent. Resamples with
@@ -122,7 +123,7 @@ def bootstrap_ci(y_true, scores, statistic, n_boot=1000, alpha=0.05, seed=0, gro
     return float(low), float(high), stats
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 44
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 47
 def reliability_bins(y_true, probs, n_bins=10):
     """Equal-width bins of the predicted probability: (mean predicted, fraction positive, count) per bin; empty
     bins give nan. Bin b holds (b/B, (b+1)/B], and p = 0 goes to the first bin. y_true, probs: (N,) -> conf,
@@ -149,7 +150,7 @@ def expected_calibration_error(y_true, probs, n_bins=10):
     return float(np.sum(count[used] / count.sum() * np.abs(frac[used] - conf[used])))
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 45
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 48
 # sigmoid(z) = 1 / (1 + e^-z) is notebook 00's (mediag.scratch.start_here), imported above.
 def temperature_nll(T, logits, y_true):
     """Mean binary cross-entropy of sigmoid(z / T): softplus(z/T) - y z/T, averaged. T > 0, logits, y_true: (N,)
@@ -181,41 +182,38 @@ def fit_temperature(logits, y_true, iters=50):
     return 1.0 / a
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 52
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 55
 def cnn_logit_gradients(params, x, output=0):
-    """The §4.2 CNN (notebook 03's params) forward and backward from scratch: the logit z of `output` (before
-    the sigmoid) and dz/dA for the activations A (after ReLU) of each of the 3 conv layers. x [N, H, W, C] ->
-    (z [N], maps [A1, A2, A3], grads [dz/dA1, dz/dA2, dz/dA3]).
+    """The §4.2 CNN (notebook 03's params) backward from scratch: the logit z of `output` (before the sigmoid)
+    and dz/dA for the activations A (after ReLU) of each of the 3 conv layers. The forward pass is notebook 03's
+    `cnn_forward` with its cache. x (N, H, W, C) -> (z (N,), maps [A1, A2, A3], grads [dz/dA1, dz/dA2, dz/dA3]),
+    A_l and dz/dA_l (N, h_l, w_l, K_l).
     """
-    from mediag.scratch.convolution_cnn import conv2d, conv2d_backward, max_pool2d, max_pool2d_backward
+    from mediag.scratch.convolution_cnn import cnn_forward, conv2d_backward, max_pool2d_backward
 
-    (w1, b1), (w2, b2), (w3, b3) = params["conv"]
-    (d1, e1), (d2, e2) = params["dense"]
-    a1 = np.maximum(conv2d(x, w1, b1), 0)                   # [N, H-2, W-2, C1]
-    p1 = max_pool2d(a1, 2)
-    a2 = np.maximum(conv2d(p1, w2, b2), 0)
-    p2 = max_pool2d(a2, 2)
-    a3 = np.maximum(conv2d(p2, w3, b3), 0)                   # [N, h, w, C3]
-    hid = np.maximum(a3.reshape(len(a3), -1) @ d1 + e1, 0)   # [N, dense]
-    z = hid @ d2[:, output] + e2[output]                     # [N] logits
-    g3 = ((hid > 0) * d2[:, output]) @ d1.T                  # dz/d flatten(A3), [N, h*w*C3]
+    _, cache = cnn_forward(params, x, return_cache=True)      # inputs [x, P1, P2], maps [A1, A2, A3], hidden, logits
+    (_, p1, p2), (a1, a2, a3) = cache["inputs"], cache["maps"]
+    w2, w3 = params["conv"][1][0], params["conv"][2][0]                 # conv2 and conv3 kernels
+    (d1, _), (d2, _) = params["dense"]
+    z = cache["logits"][:, output]                            # (N,) logits
+    g3 = ((cache["hidden"] > 0) * d2[:, output]) @ d1.T       # dz/d flatten(A3), (N, h*w*C3)
     g3 = g3.reshape(a3.shape)
     g2 = max_pool2d_backward(conv2d_backward(g3 * (a3 > 0), p2, w3)[0], a2, 2)
     g1 = max_pool2d_backward(conv2d_backward(g2 * (a2 > 0), p1, w2)[0], a1, 2)
     return z, [a1, a2, a3], [g1, g2, g3]
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 53
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 56
 def grad_cam(A, G, kind="gradcam"):
-    """Class activation maps [N, h, w] from activations A and gradients G = dz/dA, both [N, h, w, K]. gradcam:
+    """Class activation maps (N, h, w) from activations A and gradients G = dz/dA, both (N, h, w, K). gradcam:
     ReLU(sum_k alpha_k A^k), alpha_k = spatial mean of dz/dA^k (Selvaraju et al.); hirescam: ReLU(sum_k
     dz/dA^k * A^k), element-wise, no averaging (Draelos & Carin).
     """
     A, G = np.asarray(A), np.asarray(G)
     if A.shape != G.shape or A.ndim != 4:
-        raise ValueError(f"grad_cam: A {A.shape} and G {G.shape} must both be [N, h, w, K]")
+        raise ValueError(f"grad_cam: A {A.shape} and G {G.shape} must both be (N, h, w, K)")
     if kind == "gradcam":
-        alpha = G.mean(axis=(1, 2), keepdims=True)           # [N, 1, 1, K]
+        alpha = G.mean(axis=(1, 2), keepdims=True)           # (N, 1, 1, K)
         return np.maximum((alpha * A).sum(-1), 0)
     if kind == "hirescam":
         return np.maximum((G * A).sum(-1), 0)
@@ -242,7 +240,7 @@ def grad_cam_tf(model, x, layer, output=0):
     return A.numpy(), tape.gradient(z, A).numpy()
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 57
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 60
 @register_check("evaluation metrics from scratch = scikit-learn (ties included)", formula="§3.3 evaluation metrics",
                 direction="forward", reference=("sklearn",))
 def check_metrics(rng):
@@ -270,7 +268,7 @@ def check_metrics(rng):
     check(f"all metrics = scikit-learn (random, ties, n={n})", ours, theirs)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 58
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 61
 @register_check("Grad-CAM gradients: NumPy = tf.GradientTape = PyTorch autograd (float64)", formula="§7.3 Grad-CAM",
                 direction="backward", reference=("tf/keras", "torch"))
 def check_grad_cam(rng):
@@ -305,7 +303,7 @@ def check_grad_cam(rng):
           np.concatenate([acts[k].grad.permute(0, 2, 3, 1).numpy().ravel() for k in range(3)]), atol=atol)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 61
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 64
 def conv_cell_centres(layer):
     """Offset and stride of the §4.2 CNN's conv layer `layer` (0, 1, 2): cell q of its output map is centred on
     input pixel offset + stride * q (3×3 valid convs shift by 1, 2×2 pools by 0.5, stride ×2). layer: 0, 1 or
@@ -321,7 +319,7 @@ def conv_cell_centres(layer):
 
 
 def cam_to_input(cam, layer, size):
-    """Upsample maps [N, h, w] to the input grid [N, size, size] by bilinear interpolation between the cells'
+    """Upsample maps (N, h, w) to the input grid (N, size, size) by bilinear interpolation between the cells'
     true centres (conv_cell_centres), the edge value beyond the outermost centres. cam: (N, h, w), layer:
     0-2, size: int -> (N, size, size).
     """
@@ -335,24 +333,25 @@ def cam_to_input(cam, layer, size):
         W = np.zeros((size, n))
         W[np.arange(size), q0] += 1 - t
         W[np.arange(size), np.minimum(q0 + 1, n - 1)] += t
-        return W                             # [size, n]: each input pixel mixes two cells
+        return W                             # (size, n): each input pixel mixes two cells
 
     return np.einsum("ui,nij,vj->nuv", weights(cam.shape[1]), cam, weights(cam.shape[2]))
 
 
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 66
 def pointing_game(heat, masks):
-    """Hit = the heat map's maximum lies inside the true mask. heat, masks [N, H, W] -> bool [N]."""
+    """Hit = the heat map's maximum lies inside the true mask. heat, masks (N, H, W) -> bool (N,)."""
     heat, masks = np.asarray(heat), np.asarray(masks, dtype=bool)
     if heat.shape != masks.shape or heat.ndim != 3:
-        raise ValueError(f"pointing_game: heat {heat.shape} and masks {masks.shape} must both be [N, H, W]")
+        raise ValueError(f"pointing_game: heat {heat.shape} and masks {masks.shape} must both be (N, H, W)")
     flat = heat.reshape(len(heat), -1).argmax(axis=1)
     return masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 69
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 74
 def occlusion_drops(predict, image, patch=5, stride=2, fill=0.0):
-    """Occlusion sensitivity (遮挡敏感性): slide a patch×patch square of `fill` over image [H, W, C] and record how
-    much predict (a function [B, H, W, C] -> [B] scores) drops. Returns [Ho, Wo].
+    """Occlusion sensitivity (遮挡敏感性): slide a patch×patch square of `fill` over image (H, W, C) and record how
+    much predict (a function (B, H, W, C) -> (B,) scores) drops. Returns (Ho, Wo).
     """
     img = np.asarray(image)
     H, W = img.shape[:2]
@@ -377,9 +376,9 @@ def occlusion_heat(drops, patch, stride, shape):
     return np.where(count > 0, heat / np.maximum(count, 1), 0.0)
 
 
-# Defined in notebooks/09_evaluation_explainability.ipynb, cell 77
+# Defined in notebooks/09_evaluation_explainability.ipynb, cell 82
 def simulate_scanner(images, rng=None, gamma=1.0, gain=1.0, noise_sd=0.0, downsample=1):
-    """Another "scanner" for films [N, H, W] in [0, 1]: exposure (gain * x ** gamma), a coarser detector
+    """Another "scanner" for films (N, H, W) in [0, 1]: exposure (gain * x ** gamma), a coarser detector
     (area-average over downsample×downsample blocks, bilinear back up) and extra quantum noise. images: (N,
     H, W) in [0, 1] -> (N, H, W) float32 in [0, 1].
     """
@@ -387,7 +386,7 @@ def simulate_scanner(images, rng=None, gamma=1.0, gain=1.0, noise_sd=0.0, downsa
 
     imgs = np.asarray(images, dtype=np.float64)
     if imgs.ndim != 3:
-        raise ValueError(f"simulate_scanner: expected films [N, H, W], got shape {imgs.shape}")
+        raise ValueError(f"simulate_scanner: expected films (N, H, W), got shape {imgs.shape}")
     out = gain * np.clip(imgs, 0, 1) ** gamma
     if downsample > 1:
         H, W = imgs.shape[1:]
