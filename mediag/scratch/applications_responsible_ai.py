@@ -162,7 +162,8 @@ def check_logistic_grad(rng):
 
 
 # Defined in notebooks/10_applications_responsible_ai.ipynb, cell 38
-@register_check("Newton logistic regression and AUC vs scikit-learn", formula="logistic regression fit; AUC (Mann-Whitney)",
+@register_check("Newton logistic regression and AUC vs scikit-learn",
+                formula="logistic regression fit; AUC (Mann-Whitney)",
                 direction="forward", reference="sklearn")
 def check_logistic_fit_auc(rng):
     """Registered check: fit_logistic on random X (60, 4) = scikit-learn's LogisticRegression (same L2), and

@@ -373,7 +373,8 @@ def check_warp(rng):
 @register_check("preprocessing: NL-means, Gaussian blur, min-max, equalisation vs OpenCV",
                 formula="§4.1 denoising and normalisation", direction="forward", reference=("cv2",))
 def check_opencv_filters(rng):
-    """nl_means, gaussian_blur, minmax_normalize and equalize_hist vs OpenCV on one random (H, W) image, H, W in 12..39."""
+    """nl_means, gaussian_blur, minmax_normalize and equalize_hist vs OpenCV on one random (H, W) image,
+    H, W in 12..39."""
     import cv2
 
     u8 = rng.integers(0, 256, tuple(rng.integers(12, 40, 2)), dtype=np.uint8)

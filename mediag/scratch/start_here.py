@@ -9,7 +9,10 @@ import numpy as np
 
 # Defined in notebooks/00_start_here.ipynb, cell 13
 def softmax(z, axis=-1):
-    """Softmax along `axis`, stable for large logits: exp(z - max) / sum(exp(z - max)). z: (N, K) (any shape) -> same."""
+    """Softmax along `axis`, stable for large logits: exp(z - max) / sum(exp(z - max)).
+
+    z: (N, K) (any shape) -> the same shape.
+    """
     z = np.asarray(z)
     shifted = z - z.max(axis=axis, keepdims=True)  # the largest exponent becomes e^0 = 1
     e = np.exp(shifted)
