@@ -44,7 +44,7 @@ class PipelineConfig:
     embeddings from an MLP of `prefix_hidden` units, trained with the GPT-2 for `prefix_steps` steps.
     """
 
-    n: int = 1200
+    n: int = 2000
     size: int = 64
     seed: int = 0
     sigma: float = 2.0
@@ -58,12 +58,12 @@ class PipelineConfig:
     lm_layers: int = 2
     lm_heads: int = 4
     lm_block: int = 128
-    lm_steps: int = 250
+    lm_steps: int = 500
     lm_lr: float = 5e-3
     lm_batch: int = 16
     n_prefix: int = 4
     prefix_hidden: int = 128
-    prefix_steps: int = 400
+    prefix_steps: int = 600
     prefix_lr: float = 3e-3
     prefix_batch: int = 32
 

@@ -67,7 +67,7 @@ def feature_model(cnn):
     return keras.Model(cnn.inputs, cnn.layers[-2].output, name="feature_extractor")
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 31
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 32
 def _binary_inputs(y_true, other, who, other_name="scores"):
     # Validate (labels, scores or predictions): same length, 1-D, labels 0/1 (or bool).
     y = np.asarray(y_true)
@@ -102,7 +102,7 @@ def binary_metrics(y_true, y_pred):
             "f1": _ratio(2 * tp, 2 * tp + fp + fn), "accuracy": (tp + tn) / (tp + tn + fp + fn)}
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 33
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 34
 def _present(record, name):
     value = record.get(name)
     return bool(value) if name == "cardiomegaly" else value is not None
@@ -140,13 +140,13 @@ def report_scores(predicted, truth):
     return out
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 36
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 37
 def source_prompt(feature):
     """§4.4 literally: the feature (1, F) pasted into the prompt as NumPy prints it (str)."""
     return "The feature of the image is: " + str(feature)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 42
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 43
 def choose_thresholds(y_true, probs):
     """One threshold per finding, chosen on validation data to maximise binary_metrics' F1 (ties: the lowest).
 
@@ -164,7 +164,7 @@ def choose_thresholds(y_true, probs):
     return np.array(best)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 43
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 44
 def template_report(present, probs=None):
     """A fixed-wording report (str) from the classifier's yes/no answers present (4,) in FINDINGS order.
 
@@ -202,7 +202,7 @@ def template_reports(probs, thresholds):
     return [template_report(row, p) for row, p in zip(probs[:, :len(FINDINGS)] >= thresholds, probs)]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 46
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 47
 def build_prefix_lm(lm, feature_dim, n_prefix=4, hidden=128):
     """ClipCap-style prefix model around a transformers GPT-2 `lm` (D = lm.config.n_embd).
 
@@ -236,7 +236,7 @@ def build_prefix_lm(lm, feature_dim, n_prefix=4, hidden=128):
     return PrefixLM()
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 47
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 48
 def prefix_inputs(features, probs, train_rows=None):
     """What the prefix MLP reads: features (N, F) and the classifier's probs (N, K) side by side, (N, F + K) float32.
 
@@ -251,7 +251,7 @@ def prefix_inputs(features, probs, train_rows=None):
     return x.astype(np.float32)
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 48
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 49
 def encode_reports(tokenizer, texts, max_len=160):
     """N report texts -> ids (N, max_len) int64 (report + EOS, then EOS padding) and mask (N, max_len) int64
     (1 on the report's tokens and its EOS); a longer report is cut to max_len - 1 tokens + EOS.
@@ -265,7 +265,7 @@ def encode_reports(tokenizer, texts, max_len=160):
     return ids, mask
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 51
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 52
 def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, seed=0):
     """Train a build_prefix_lm model on (feature, report) pairs with notebook 07's train_lm (AdamW, one-cycle).
 
@@ -286,7 +286,7 @@ def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, s
     return train_lm(model, data, steps, batch_size=batch_size, lr=lr, seed=seed, loss_fn=loss)["losses"]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 52
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 53
 def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_size=256):
     """Greedy decoding from the image prefix alone (no text prompt): features (N, F) -> N report strs."""
     import torch
@@ -302,7 +302,7 @@ def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_s
     return [t.strip() for t in texts]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 60
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 61
 @register_check("pipeline: binary metrics and report scores vs scikit-learn", formula="§3.3 step 5",
                 direction="forward", reference=("sklearn",))
 def check_pipeline_pieces(rng):
@@ -328,7 +328,7 @@ def check_pipeline_pieces(rng):
           np.array([[s[f][k] for f in FINDINGS] for k in ("precision", "recall", "f1")]), np.array([ps, rs, fs]))
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 61
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 62
 @register_check("prefix GPT-2: loss on the report tokens = from-scratch lm_loss",
                 formula="§3.2.2 language-model loss", direction="forward", reference=("transformers",))
 def check_prefix_loss(rng):
