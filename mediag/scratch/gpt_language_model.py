@@ -371,12 +371,11 @@ def pack_blocks(tokenizer, texts, block):
 def train_lm(model, blocks, steps, batch_size=16, lr=3e-3, seed=0, eval_blocks=None, eval_every=50, loss_fn=None):
     """AdamW with a one-cycle learning rate on random batches; returns {"step", "train", "heldout", "losses"}.
 
-    blocks: token ids (N, T), or a tuple of arrays with N rows each (notebook 08 passes image features (N, F),
-    ids (N, T) and mask (N, T)); each step draws batch_size rows with np.random.default_rng(seed), the same
-    rows of every array. loss_fn(model, *batch) -> scalar loss tensor; the default is the causal LM loss of a
-    token batch, model(ids, labels=ids).loss. Every eval_every steps and at the end, eval_blocks (same form)
-    is scored without gradients: "step", "train" (that step's loss) and "heldout" record it; "losses" holds
-    every step's training loss.
+    blocks: token ids (N, T), or a tuple of arrays with N rows each (notebook 08: features (N, F), ids (N, T),
+    mask (N, T)); each step draws batch_size rows (np.random.default_rng(seed)), the same rows of every array.
+    loss_fn(model, *batch) -> scalar loss; default: the causal LM loss model(ids, labels=ids).loss. Every
+    eval_every steps and at the end, eval_blocks (same form) is scored without gradients ("step", "train",
+    "heldout"); "losses" holds every step's training loss.
     """
     import torch
 
