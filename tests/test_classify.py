@@ -178,3 +178,62 @@ def test_bad_epochs(capsys, binary_npz):
     assert code == 2 and "epochs must be an integer >= 1" in line
     code, line = _error_line(capsys, "--npz", str(binary_npz), "--members", "0")
     assert code == 2 and "members must be an integer >= 1" in line
+
+
+def test_train_cnn_parts_and_augmentation_function():
+    """The shared recipe: one snapshot per kept epoch, plain and TTA views, an augmentation function called once
+    per epoch, class weights refused for overlapping (multi-label) columns."""
+    from mediag.classify import train_cnn
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 20, 20, 1)).astype(np.float32)
+    y = (x[:, :10].mean((1, 2, 3)) > 0).astype(np.float32)[:, None]
+    calls = []
+
+    def copies(x_, r):
+        calls.append(len(x_))
+        return x_ + r.normal(0, 0.01, x_.shape).astype(np.float32)
+
+    out = train_cnn(x, y, task="binary", epochs=3, seed=0, batch_size=16, augmentation=copies, class_weight=True,
+                    filters=(4, 4, 4), dense=8, predict_on={"val": x[:7]}, snapshots=2, tta=True)
+    assert calls == [40, 40, 40] and len(out["losses"]) == 3
+    assert set(out["parts"]) == {"plain", "tta"} and len(out["parts"]["tta"]["val"]) == 2
+    assert out["p"]["val"].shape == (7, 1)
+    np.testing.assert_allclose(out["p"]["val"], np.mean(out["parts"]["tta"]["val"], 0))
+    np.testing.assert_allclose(out["parts"]["plain"]["val"][-1], out["model"].predict(x[:7], verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="multi-label"):
+        train_cnn(x, np.c_[y, y], task="multi-label", epochs=1, class_weight=True, filters=(4, 4, 4), dense=8)
+    with pytest.raises(ValueError, match="schedule"):
+        train_cnn(x, y, task="binary", epochs=1, schedule="step")
+
+
+def test_choose_thresholds():
+    from mediag.classify import choose_thresholds
+    from mediag.scratch import youden_threshold
+
+    y_train = np.r_[np.zeros(10), np.ones(90)][:, None]
+    rng = np.random.default_rng(1)
+    y_val = rng.integers(0, 2, (50, 2))
+    p_val = np.clip(0.3 * y_val + rng.random((50, 2)) * 0.7, 0, 1)
+    assert choose_thresholds(y_train, y_val[:, :1], p_val[:, :1]) == [0.5]                 # class-weighted
+    assert choose_thresholds(y_train, y_val[:, :1], p_val[:, :1], class_weighted=False) == [0.9]   # prevalence
+    got = choose_thresholds(np.c_[y_train, y_train], y_val, p_val, "youden")
+    assert got == [youden_threshold(y_val[:, k], p_val[:, k]) for k in range(2)]
+    with pytest.raises(ValueError, match="balanced"):
+        choose_thresholds(y_train, y_val, p_val, "f1")
+
+
+def test_train_cnns_in_worker_processes():
+    """Two trainings at once in spawned workers: results in order, models rebuilt here from their weights."""
+    from mediag.classify import train_cnns
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((32, 20, 20, 1)).astype(np.float32)
+    y = (x.mean((1, 2, 3)) > 0).astype(np.float32)[:, None]
+    calls = [dict(x=x, targets=y, task="binary", epochs=1, seed=s, batch_size=16, filters=(4, 4, 4), dense=8,
+                  predict_on={"val": x[:5]}) for s in (0, 1)]
+    out = train_cnns(calls, workers=2)
+    assert [len(r["losses"]) for r in out] == [1, 1] and not np.allclose(out[0]["p"]["val"], out[1]["p"]["val"])
+    for r in out:
+        np.testing.assert_allclose(r["model"].predict(x[:5], verbose=0), r["p"]["val"], atol=1e-4)
+    assert "model" not in train_cnns(calls[:1], workers=2, keep_models=False)[0]
