@@ -15,11 +15,10 @@ Cells of imports only go to the top of the module. The noqa comments that only m
 (`NOTEBOOK_ONLY_NOQA`: an import repeated from an earlier cell, an import below other code) are
 dropped, and so are blank lines at the edges of a cell.
 
-A public `#@save` function or class without a docstring (`undocumented`) is refused with
-`--require-docstrings` (or when `REQUIRE_DOCSTRINGS` is on): one line per name, naming its notebook and
-cell, exit status 1 and nothing written. Without it both commands print the same lines as a WARNING
-(tests/test_export.py keeps the count from growing; once it is 0, `REQUIRE_DOCSTRINGS` becomes True and
-`--allow-undocumented` is the way out).
+A public `#@save` function or class without a docstring (`undocumented`) is refused (the default,
+`REQUIRE_DOCSTRINGS`; `--require-docstrings` says it explicitly): one line per name, naming its notebook
+and cell, exit status 1 and nothing written. `--allow-undocumented` turns the refusal into a WARNING for
+one run (a draft in progress).
 
 Rules for exported cells: they import only NumPy and `mediag` at top level (frameworks are imported
 inside the functions that need them, so `import mediag.scratch` stays fast), and they do not print.
@@ -47,7 +46,7 @@ HEADER = (
 )
 #: refuse a public #@save function or class without a docstring by default (`--require-docstrings` /
 #: `--allow-undocumented` override it for one run)
-REQUIRE_DOCSTRINGS = False
+REQUIRE_DOCSTRINGS = True  # on since every public #@save function has one (issue 18)
 #: ruff codes whose noqa comment only makes sense in a notebook: F811 (an import repeated from an earlier cell),
 #: E402 (an import below other code), B018 (a bare expression that shows a value)
 NOTEBOOK_ONLY_NOQA = frozenset({"F811", "E402", "B018"})
