@@ -66,15 +66,17 @@ def section(runs: list[tuple[int, dict, float, float]], loads: list[str], synthe
         START,
         "## `mediag classify` on the real PneumoniaMNIST (notebook 09, `benchmarks/bench_classify.py`)",
         "",
-        f"The default command, `mediag classify` (the shipped `data/medmnist/pneumoniamnist.npz`): an ensemble of "
-        f"{d['members']} §4.2 CNNs (32/64/64 filters, 64 dense units) trained at the same time in {d['members']} "
-        "worker processes (one thread each, TensorFlow's oneDNN kernels), each "
-        f"{d['epochs']} epochs of Adam (rate {d['lr']:g}, cosine schedule, batch {d['batch_size']}) on films "
+        "The default command, `mediag classify` (the shipped `data/medmnist/pneumoniamnist.npz`): "
+        + (f"an ensemble of {d['members']} §4.2 CNNs (32/64/64 filters, 64 dense units) trained at the same time in "
+           f"{d['members']} worker processes (one thread each, TensorFlow's oneDNN kernels), each "
+           if d["members"] > 1 else "one §4.2 CNN (32/64/64 filters, 64 dense units) trained in a worker process "
+           "(one thread, TensorFlow's oneDNN kernels): ")
+        + f"{d['epochs']} epochs of Adam (rate {d['lr']:g}, cosine schedule, batch {d['batch_size']}) on films "
         f"{'standardised one by one, ' if d['per_image'] else ''}shifted by up to {d['shift']} px, "
         f"rotated by up to {d['rotate']:g}°, zoomed by up to {d['zoom']:g}, with gain/offset jitter {d['jitter']:g}, "
         f"class-weighted loss, the mean of its last {d['snapshots']} "
         "epochs' predictions, each with 9-view shift TTA; threshold: "
-        + ("the balanced point p = 0.5 of the class-weighted networks (nothing fitted)"
+        + ("the balanced point p = 0.5 of the class-weighted network (nothing fitted)"
            if d["threshold"] == "balanced" else "Youden's J on validation") + "; test read once. "
         f"Wall and CPU time (user + system, workers included) of the whole command (imports, checksum, loading, "
         f"training, evaluation); {info['cpus']} CPUs "

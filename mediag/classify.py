@@ -22,7 +22,7 @@ measures each one's effect):
   are averaged;
 - **test-time augmentation**: each film is also scored shifted by one pixel in 8 directions (`tta`);
 - **ensemble**: `members` networks from seeds `seed`, `seed` + 1, ..., their probabilities averaged; with
-  `workers` > 1 they train at the same time in worker processes (`train_cnns`).
+  `workers` >= 1 they train in that many worker processes, at the same time (`train_cnns`).
 
 Tasks follow the labels (MedMNIST 2D): one column with values 0/1 is binary; one column with more
 values is multi-class (ordinal labels such as RetinaMNIST's grades are treated as classes; one sigmoid
@@ -44,7 +44,7 @@ import numpy as np
 #: keys of the result that are arrays (left out of the CLI's JSON)
 ARRAY_KEYS = ("y_val", "p_val", "y_test", "p_test", "parts", "models", "standardise")
 #: the default recipe of `fit_and_score` (also what `mediag classify` runs)
-DEFAULTS = {"epochs": 12, "members": 2, "shift": 2, "jitter": 0.1, "rotate": 10.0, "zoom": 0.1,
+DEFAULTS = {"epochs": 12, "members": 1, "shift": 2, "jitter": 0.1, "rotate": 10.0, "zoom": 0.1,
             "class_weight": True, "snapshots": 4, "tta": True, "lr": 2e-3, "batch_size": 128, "max_side": 64,
             "per_image": True, "threshold": "balanced"}
 
@@ -320,18 +320,18 @@ def _train_in_worker(kwargs: dict, threads: int, prefix: str | None) -> dict:
     return out
 
 
-def train_cnns(calls: list[dict], workers: int = 1, keep_models: bool = True, progress_prefix: str | None = None,
+def train_cnns(calls: list[dict], workers: int = 0, keep_models: bool = True, progress_prefix: str | None = None,
                progress=None) -> list[dict]:
     """Several `train_cnn` runs (each a dict of its keyword arguments, x and targets included), in order.
 
-    workers = 1: one after the other in this process. workers > 1: up to that many worker processes (spawned,
+    workers = 0: one after the other in this process. workers >= 1: up to that many worker processes (spawned,
     one thread each, TensorFlow's oneDNN kernels on: about half the CPU time of the default kernels for this
     network), so two networks train at once on two cores; each worker
     prints its progress lines to stderr after `progress_prefix` (None: silent). With `keep_models`, each
     result's "model" is rebuilt here from the worker's weights (this imports Keras here); otherwise the
     result holds "weights" only. Returns the `train_cnn` results, in the order of `calls`.
     """
-    if workers <= 1:
+    if workers <= 0:
         return [train_cnn(**call, progress=progress) for call in calls]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -382,7 +382,7 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
                   snapshots: int = DEFAULTS["snapshots"], tta: bool = DEFAULTS["tta"], lr: float = DEFAULTS["lr"],
                   batch_size: int = DEFAULTS["batch_size"], max_side: int = DEFAULTS["max_side"],
                   rotate: float = DEFAULTS["rotate"], zoom: float = DEFAULTS["zoom"],
-                  per_image: bool = DEFAULTS["per_image"], threshold: str = DEFAULTS["threshold"], workers: int = 1,
+                  per_image: bool = DEFAULTS["per_image"], threshold: str = DEFAULTS["threshold"], workers: int = 0,
                   keep_models: bool = True,
                   progress=None, progress_prefix: str | None = None) -> dict:
     """Train the §4.2 CNN recipe on a MedMNIST-format `.npz` (a path or a MedMNIST name) and score its test split.
@@ -392,7 +392,7 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
     y_val, p_val (N_val, outputs), y_test, p_test (N_test, outputs), and `parts` (one per member: its
     snapshots' predictions without and with TTA, see `train_cnn`), `models` (the Keras networks) and
     `standardise` (for `predict` on new images). Member k uses seed `seed` + k. `threshold`: the rule of
-    `choose_thresholds`; `workers` > 1 trains the members in that many processes (`train_cnns`), and
+    `choose_thresholds`; `workers` >= 1 trains the members in that many processes (`train_cnns`), and
     `keep_models=False` then skips rebuilding their Keras models here (`models` holds None; no `predict`).
     `progress(message)` gets the progress lines (workers print theirs to stderr after `progress_prefix`).
     Raises FileNotFoundError / ValueError with a one-line message for bad input.
@@ -434,8 +434,9 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
                   lr=lr, batch_size=batch_size, schedule="cosine", augmentation=aug if any(aug.values()) else None,
                   class_weight=weighted, predict_on={"val": x["val"], "test": x["test"]}, snapshots=snapshots,
                   tta=tta, tag=f"network {k + 1}/{members}, " if members > 1 else "") for k in range(members)]
-    if workers > 1 and members > 1:
-        say(f"training {members} networks in {min(workers, members)} processes")
+    if workers >= 1:
+        say(f"training {members} network{'s' if members > 1 else ''} in {min(workers, members)} worker "
+            f"process{'es' if min(workers, members) > 1 else ''}")
     runs = train_cnns(calls, workers, keep_models, progress_prefix=progress_prefix, progress=say)
     p_val = np.mean([r["p"]["val"] for r in runs], 0)
     p_test = np.mean([r["p"]["test"] for r in runs], 0)

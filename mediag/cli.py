@@ -141,10 +141,10 @@ def cmd_classify(args) -> int:
 
     from mediag.repro import setup
 
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers must be an integer >= 1, got {args.workers}")
-    workers = min(args.members, os.cpu_count() or 1) if args.workers is None else args.workers
-    setup(seed=args.seed, torch=False, tensorflow=workers == 1)       # workers import TensorFlow themselves
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers must be an integer >= 0, got {args.workers}")
+    workers = max(1, min(args.members, os.cpu_count() or 1)) if args.workers is None else args.workers
+    setup(seed=args.seed, torch=False, tensorflow=workers == 0)       # workers import TensorFlow themselves
     from mediag.classify import ARRAY_KEYS, fit_and_score, format_result
 
     def progress(message: str) -> None:
@@ -311,8 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decision threshold: 'balanced' = p 0.5 after class weighting (the training prevalence "
                         "without), 'youden' = maximum of Youden's J on validation (default: "
                         f"{CLASSIFY_DEFAULTS['threshold']})")
-    p.add_argument("--workers", type=int, default=None, help="processes training the networks at once (default: "
-                   "one per network, at most the number of CPUs; 1 trains them one after the other in this process)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes training the networks (one thread and "
+                   "TensorFlow's oneDNN kernels each; default: one per network, at most the number of CPUs; 0 trains "
+                   "them one after the other in this process)")
     p.add_argument("--json", action="store_true", help="print one JSON object (keys test_auc, test_acc, ...) "
                    "instead of a table")
     p.set_defaults(func=cmd_classify)
