@@ -3,7 +3,8 @@
 Each backward function is checked two ways: against central finite differences of its own forward
 function (every input entry), and against PyTorch autograd of an independent torch implementation (or
 of `transformers`' GPT2LMHeadModel for the whole network). The Keras model is checked against the
-NumPy forward pass, and the whole backward against tf.GradientTape through it. Everything is float64 and small, so the file runs in seconds.
+NumPy forward pass, and the whole backward against tf.GradientTape through it. Everything is float64 and small,
+so the file runs in seconds.
 """
 
 import numpy as np
@@ -191,9 +192,9 @@ def test_gpt2_backward_finite_differences_every_parameter():
 @pytest.mark.parametrize("tied", [True, False])
 def test_gpt2_keras_equals_numpy_forward(tied):
     pytest.importorskip("keras")
-    from mediag.scratch.gpt_language_model import gpt2_keras
-
     import keras
+
+    from mediag.scratch.gpt_language_model import gpt2_keras
 
     params = gpt2_params_from_transformers(_tiny_gpt2(16, tied))
     x = np.random.default_rng(16).integers(0, 7, size=(2, 6))
