@@ -8,9 +8,9 @@
 `make run` runs as a user runs it (a subprocess, from the repository); its per-notebook times come from the
 build/times.json it writes, its executed notebooks are compared with the stored ones after nbval's sanitiser
 (tests/nbval_sanitize.cfg; cells marked NBVAL_IGNORE_OUTPUT, by comment or tag, skipped), which shows that the
-parallel run gives the stored outputs. A full run also copies times.json to benchmarks/make_run_times.json: `mediag run` and
-`make test` start the slowest notebooks first by it on a fresh clone. Timings need a quiet machine: the load
-average is recorded before and after.
+parallel run gives the stored outputs. A full run also copies times.json to benchmarks/make_run_times.json:
+`mediag run` and `make test` start the slowest notebooks first by it on a fresh clone. Timings need a quiet
+machine: the load average is recorded before and after.
 """
 
 from __future__ import annotations
