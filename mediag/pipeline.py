@@ -9,8 +9,11 @@ parameters cell, `mediag pipeline` and `benchmarks/bench_pipeline.py` all read t
     result = run(PipelineConfig(n=500), progress=print)   # seeds, then run_pipeline: metrics and samples
     write_html(result, "pipeline-report")                # pipeline-report/index.html and metrics.json
 
-`run_pipeline(config)` does the work without touching the process's seeds and threads (notebook 08
-calls it after its own `setup`, to check that the package gives the numbers its cells gave).
+`run_pipeline(config)` does the work without touching the process's seeds and threads: `load_data` (steps 0-1),
+`train_models` (steps 2-4's training, skipped when `models=` holds already trained ones), then predictions,
+generation and scoring. Notebook 08 calls `run_pipeline(CONFIG, models=TrainedModels(...))` with the models its
+cells trained, to check that the package's data, preprocessing, generation and scoring give the numbers its cells
+gave; tests/test_pipeline.py checks on a small configuration that `train_models` trains what the cells train.
 """
 
 from __future__ import annotations
@@ -161,63 +164,134 @@ def pipeline_metrics(sizes, auc, s_prefix, s_template) -> dict:
             **{f"template_{a}_accuracy": s_template[f"{a}_accuracy"] for a in ("side", "zone", "size")}}
 
 
-def run_pipeline(config: PipelineConfig | None = None, progress=None, n_samples: int = 4) -> dict:
-    """The five steps end to end on synthetic films, as notebook 08's cells run them.
+@dataclass(eq=False)
+class PipelineData:
+    """Steps 0 and 1 of run_pipeline: the synthetic films, their split by patient and the network inputs.
 
-    Returns {"metrics": flat dict (classifier_macro_auc, report_macro_f1, ..., seconds), "samples": the first
-    n_samples test films with image (H, W), true, generated and template report, "scores": report_scores of
-    the prefix GPT-2 and of the template}. Seeds each training from config.seed; threads are the caller's.
+    chest: `mediag.data.chest.generate`'s data set (images (N, H, W), records, reports, patient_ids); train, val,
+    test: row indices (70 / 15 / 15 % of patients); X: (N, H, W, 2) float32 inputs (`make_inputs`, training
+    statistics); Y: (N, 16) float32 targets in TARGETS order (`finding_targets`).
     """
+
+    chest: object
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+
+
+@dataclass(eq=False)
+class TrainedModels:
+    """What steps 2-4 train, as notebook 08's cells hold it: pass it to `run_pipeline(config, models=...)`.
+
+    cnn: the step-2 Keras classifier, inputs (N, H, W, 2) -> (N, 16) probabilities (`train_classifier`'s
+    "model"); tokenizer: step 3's byte-level BPE (`train_report_tokenizer` on the training reports);
+    prefix_lm: step 4's `build_prefix_lm` model, trained with `train_prefix_lm`; its `.lm` is step 3's report
+    GPT-2 (trained on the reports, then further with the prefix), also reachable as `.lm`.
+    """
+
+    cnn: object
+    tokenizer: object
+    prefix_lm: object
+
+    @property
+    def lm(self):
+        """The report GPT-2 inside prefix_lm (transformers GPT2LMHeadModel)."""
+        return self.prefix_lm.lm
+
+
+def load_data(config: PipelineConfig, progress=None) -> PipelineData:
+    """Steps 0-1: generate config.n films (config.seed), split them by patient, preprocess, build X and Y."""
     from mediag.data.chest import generate, patient_split
-    from mediag.data.reports import label_report
-    from mediag.scratch.diagnosis_pipeline import (
-        choose_thresholds,
-        encode_reports,
-        feature_model,
-        finding_targets,
-        generate_with_prefix,
-        input_stats,
-        make_inputs,
-        prefix_inputs,
-        report_scores,
-        template_reports,
-        train_prefix_lm,
-    )
-    from mediag.scratch.gpt_language_model import pack_blocks, train_lm, train_report_tokenizer
+    from mediag.scratch.diagnosis_pipeline import finding_targets, input_stats, make_inputs
     from mediag.scratch.preprocessing import preprocess
 
-    config = config or PipelineConfig()
     say = progress or (lambda message: None)
-    t_start = time.perf_counter()
     say(f"step 0: generating {config.n} synthetic films (seed {config.seed})")
     chest = generate(config.n, size=config.size, seed=config.seed)
     train, val, test = patient_split(chest.patient_ids, (0.7, 0.15, 0.15), seed=config.seed)
     say("step 1: preprocessing")
     pre = np.stack([preprocess(im) for im in chest.images])
     X, Y = make_inputs(pre, input_stats(pre[train], config.sigma)), finding_targets(chest.records)
+    return PipelineData(chest, train, val, test, X, Y)
+
+
+def classifier_outputs(cnn, data: PipelineData):
+    """The CNN's probabilities (N, 16) on every film, and the prefix MLP's inputs (N, 64 + 16): the penultimate
+    layer's feature and the probabilities, standardised with the training films (`prefix_inputs`)."""
+    from mediag.scratch.diagnosis_pipeline import feature_model, prefix_inputs
+
+    probs = cnn.predict(data.X, verbose=0)
+    return probs, prefix_inputs(feature_model(cnn).predict(data.X, verbose=0), probs, data.train)
+
+
+def train_models(config: PipelineConfig, data: PipelineData | None = None, progress=None) -> TrainedModels:
+    """Steps 2-4's training, seeded from config.seed, with the step functions notebook 08's cells call:
+    `train_classifier`, `train_report_tokenizer` + `build_report_lm` + `train_lm`, `build_prefix` +
+    `train_prefix_lm`. data: `load_data(config)` (made here when None). Threads are the caller's.
+    """
+    from mediag.scratch.diagnosis_pipeline import encode_reports, train_prefix_lm
+    from mediag.scratch.gpt_language_model import pack_blocks, train_lm, train_report_tokenizer
+
+    say = progress or (lambda message: None)
+    data = load_data(config, progress) if data is None else data
+    train, reports = data.train, data.chest.reports
     say(f"step 2: training the CNN ({config.cnn_epochs} epochs on {len(train)} films)")
-    cnn = train_classifier(config, X[train], Y[train])["model"]
-    probs = cnn.predict(X, verbose=0)                                   # (N, 16)
-    auc = test_auc(Y[test], probs[test])
-    features = prefix_inputs(feature_model(cnn).predict(X, verbose=0), probs, train)
+    cnn = train_classifier(config, data.X[train], data.Y[train])["model"]
+    _, features = classifier_outputs(cnn, data)
     say(f"step 3: training the report GPT-2 ({config.lm_steps} steps)")
-    texts = [chest.reports[i] for i in train]
+    texts = [reports[i] for i in train]
     tokenizer = train_report_tokenizer(texts, vocab_size=config.vocab_size)
     lm = build_report_lm(config, tokenizer)
     train_lm(lm, pack_blocks(tokenizer, texts, config.lm_block), steps=config.lm_steps, batch_size=config.lm_batch,
              lr=config.lm_lr, seed=config.seed)
-    say(f"step 4: training the image prefix ({config.prefix_steps} steps) and generating {len(test)} reports")
+    say(f"step 4: training the image prefix ({config.prefix_steps} steps)")
     model = build_prefix(config, lm, features.shape[1])
-    ids, mask = encode_reports(tokenizer, chest.reports)
+    ids, mask = encode_reports(tokenizer, reports)
     train_prefix_lm(model, features[train], ids[train], mask[train], steps=config.prefix_steps,
                     batch_size=config.prefix_batch, lr=config.prefix_lr, seed=config.seed)
-    generated = generate_with_prefix(model, features[test], tokenizer)
+    return TrainedModels(cnn=cnn, tokenizer=tokenizer, prefix_lm=model)
+
+
+def run_pipeline(config: PipelineConfig | None = None, progress=None, n_samples: int = 4,
+                 models: TrainedModels | None = None) -> dict:
+    """The five steps end to end on synthetic films, as notebook 08's cells run them.
+
+    models: already trained models (`TrainedModels`, e.g. notebook 08's cells'); then steps 2-4's training is
+    skipped and everything else runs as without it: data, preprocessing, the CNN's predictions and features,
+    generation, templates, scoring. Without it, `train_models` trains them (seeded from config.seed).
+    Returns {"metrics": flat dict (classifier_macro_auc, report_macro_f1, ..., seconds), "samples": the first
+    n_samples test films with image (H, W), true, generated and template report, "scores": report_scores of
+    the prefix GPT-2 and of the template}. Threads are the caller's.
+    """
+    from mediag.data.reports import label_report
+    from mediag.scratch.diagnosis_pipeline import (
+        choose_thresholds,
+        generate_with_prefix,
+        report_scores,
+        template_reports,
+    )
+
+    config = config or PipelineConfig()
+    say = progress or (lambda message: None)
+    t_start = time.perf_counter()
+    data = load_data(config, say)
+    if models is None:
+        models = train_models(config, data, say)
+    else:
+        say("steps 2-4: the given trained models (no training)")
+    chest, val, test, Y = data.chest, data.val, data.test, data.Y
+    probs, features = classifier_outputs(models.cnn, data)
+    auc = test_auc(Y[test], probs[test])
+    say(f"step 4: generating {len(test)} reports")
+    generated = generate_with_prefix(models.prefix_lm, features[test], models.tokenizer)
     template = template_reports(probs[test], choose_thresholds(Y[val, :4], probs[val, :4]))
     say("step 5: evaluating the reports")
     truth = [chest.records[i] for i in test]
     s_prefix = report_scores([label_report(t) for t in generated], truth)
     s_template = report_scores([label_report(t) for t in template], truth)
-    metrics = pipeline_metrics((len(train), len(val), len(test)), auc, s_prefix, s_template)
+    metrics = pipeline_metrics((len(data.train), len(val), len(test)), auc, s_prefix, s_template)
     metrics["seconds"] = time.perf_counter() - t_start
     samples = [{"image": chest.images[i], "true": chest.reports[i], "generated": generated[j], "template": template[j]}
                for j, i in enumerate(test[:n_samples])]

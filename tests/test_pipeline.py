@@ -321,3 +321,53 @@ def test_train_prefix_lm_uses_train_lm_and_returns_every_loss():
     assert len(losses) == 4 and all(np.isfinite(losses))
     with pytest.raises(ValueError, match="pair them one to one"):
         train_prefix_lm(model, rng.random((5, 3)), ids, mask, steps=1)
+
+
+def _train_as_notebook_08(config, data, prefix_seed=None):
+    """Steps 2-4 trained as notebook 08's cells call the step functions (held-out perplexity included)."""
+    from mediag.pipeline import TrainedModels, build_prefix, build_report_lm, classifier_outputs, train_classifier
+    from mediag.scratch import pack_blocks, train_lm, train_report_tokenizer
+
+    train, val, reports = data.train, data.val, data.chest.reports
+    cnn = train_classifier(config, data.X[train], data.Y[train])["model"]
+    _, prefix_in = classifier_outputs(cnn, data)
+    train_texts = [reports[i] for i in train]
+    tokenizer = train_report_tokenizer(train_texts, vocab_size=config.vocab_size)
+    lm = build_report_lm(config, tokenizer)
+    train_lm(lm, pack_blocks(tokenizer, train_texts, config.lm_block), steps=config.lm_steps,
+             batch_size=config.lm_batch, lr=config.lm_lr, seed=config.seed, eval_every=config.lm_steps,
+             eval_blocks=pack_blocks(tokenizer, [reports[i] for i in val], config.lm_block))
+    prefix_config = config if prefix_seed is None else config.replace(seed=prefix_seed)   # the control's seed
+    prefix_lm = build_prefix(prefix_config, lm, prefix_in.shape[1]).eval()
+    ids, mask = encode_reports(tokenizer, reports, max_len=160)
+    train_prefix_lm(prefix_lm, prefix_in[train], ids[train], mask[train], steps=config.prefix_steps,
+                    batch_size=config.prefix_batch, lr=config.prefix_lr, seed=config.seed)
+    return TrainedModels(cnn=cnn, tokenizer=tokenizer, prefix_lm=prefix_lm)
+
+
+def _outcome(result):
+    """Every metric but the time, and every generated and template report (n_samples covers all test films)."""
+    m = {k: v for k, v in result["metrics"].items() if k != "seconds"}
+    return m, [(s["generated"], s["template"]) for s in result["samples"]]
+
+
+def test_run_pipeline_with_the_notebooks_models_equals_its_own_training():
+    """Notebook 08 passes its cells' models to run_pipeline (no second training); this checks on a small
+    configuration that run_pipeline's own training (train_models) gives the same models as the cells' calls:
+    identical metrics and identical generated reports. The control (a prefix drawn with another seed) must differ,
+    so a training that diverged (another seed, another step order) would fail this test."""
+    from mediag import pipeline
+    from mediag.repro import setup
+
+    setup(seed=0, threads=1)
+    config = pipeline.PipelineConfig(n=120, seed=3, cnn_epochs=1, lm_steps=20, prefix_steps=20)
+    own = _outcome(pipeline.run_pipeline(config, n_samples=1000))
+    data = pipeline.load_data(config)
+    given = _outcome(pipeline.run_pipeline(config, n_samples=1000, models=_train_as_notebook_08(config, data)))
+    assert len(given[1]) == len(data.test) >= 10
+    assert list(given[0]) == list(own[0])
+    np.testing.assert_array_equal(np.array(list(given[0].values())), np.array(list(own[0].values())))  # nan = nan
+    assert given[1] == own[1]
+    control = _outcome(pipeline.run_pipeline(config, n_samples=1000,
+                                             models=_train_as_notebook_08(config, data, prefix_seed=4)))
+    assert control[1] != own[1], "the control trained differently but generated the same reports"
