@@ -146,8 +146,8 @@ def main() -> None:
         lines += ["",
                   f"`make test` from a fresh clone (`git clone`, then `make install`, then `make test`; no .venv, "
                   f"no data cache; the package downloads come from the machine's pip/uv cache when earlier "
-                  f"installs left them there): install {install:.0f} s + tests {test:.0f} s = **{install + test:.0f} s** "
-                  f"({last}). Target ≤ {TEST_TARGET / 60:.0f} min: "
+                  f"installs left them there): install {install:.0f} s + tests {test:.0f} s = "
+                  f"**{install + test:.0f} s** ({last}). Target ≤ {TEST_TARGET / 60:.0f} min: "
                   f"{'met' if install + test <= TEST_TARGET else 'not met'}."]
     lines += ["", "The per-notebook times are also in build/times.json (the READMEs point to it) and on "
               "build/index.html; " + ("benchmarks/make_run_times.json keeps this run's copy, which orders the "
