@@ -29,7 +29,7 @@ values is multi-class (ordinal labels such as RetinaMNIST's grades are treated a
 per class, the answer is the largest); several 0/1 columns are multi-label (ChestMNIST's 14). Images
 are grey (N, H, W) or RGB (N, H, W, 3) uint8 of any size from 18 px; sides above `max_side` (64 by
 default: the §4.2 CNN is small) are area-resized down to it. The decision threshold of a binary output
-(and of each multi-label column) is the balanced point of the network (`choose_thresholds`: p = 0.5
+(and of each multi-label column) is the balanced point of the network (`decision_thresholds`: p = 0.5
 after class weighting, else the training prevalence) or, with `threshold="youden"`, the maximum of
 Youden's J on validation. Nothing is chosen on the test split: it is predicted once, at the end.
 """
@@ -215,7 +215,7 @@ def _metrics(y, p, task: str, thresholds, names=None) -> dict:
     return out
 
 
-def _check_options(epochs, members, snapshots, shift, jitter, max_side):
+def _validate_options(epochs, members, snapshots, shift, jitter, max_side):
     for name, v, low in (("epochs", epochs, 1), ("members", members, 1), ("snapshots", snapshots, 0),
                          ("shift", shift, 0), ("max_side", max_side, 18)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
@@ -351,7 +351,7 @@ def train_cnns(calls: list[dict], workers: int = 0, keep_models: bool = True, pr
     return results
 
 
-def choose_thresholds(y_train, y_val, p_val, rule: str = "balanced", class_weighted: bool = True) -> list[float]:
+def decision_thresholds(y_train, y_val, p_val, rule: str = "balanced", class_weighted: bool = True) -> list[float]:
     """Decision threshold of each binary output (binary: one; multi-label: one per column) from training and
     validation data only. y_train (N, L), y_val (M, L) 0/1 labels, p_val (M, L) probabilities.
 
@@ -392,7 +392,7 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
     y_val, p_val (N_val, outputs), y_test, p_test (N_test, outputs), and `parts` (one per member: its
     snapshots' predictions without and with TTA, see `train_cnn`), `models` (the Keras networks) and
     `standardise` (for `predict` on new images). Member k uses seed `seed` + k. `threshold`: the rule of
-    `choose_thresholds`; `workers` >= 1 trains the members in that many processes (`train_cnns`), and
+    `decision_thresholds`; `workers` >= 1 trains the members in that many processes (`train_cnns`), and
     `keep_models=False` then skips rebuilding their Keras models here (`models` holds None; no `predict`).
     `progress(message)` gets the progress lines (workers print theirs to stderr after `progress_prefix`).
     Raises FileNotFoundError / ValueError with a one-line message for bad input.
@@ -401,7 +401,7 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
     from mediag.scratch import cnn_feature_hw
 
     say = progress or (lambda message: None)
-    _check_options(epochs, members, snapshots, shift, jitter, max_side)
+    _validate_options(epochs, members, snapshots, shift, jitter, max_side)
     if threshold not in ("balanced", "youden"):
         raise ValueError(f"threshold rule must be 'balanced' or 'youden', got {threshold!r}")
     snapshots = min(snapshots, epochs)                  # "the last k epochs" of a shorter run: all of them
@@ -442,7 +442,7 @@ def fit_and_score(npz="pneumoniamnist", epochs: int = DEFAULTS["epochs"], seed: 
     p_test = np.mean([r["p"]["test"] for r in runs], 0)
     thresholds = None
     if task != "multi-class":
-        thresholds = choose_thresholds(y["train"], y["val"], p_val, threshold, weighted)
+        thresholds = decision_thresholds(y["train"], y["val"], p_val, threshold, weighted)
     result = {"file": Path(str(npz)).name, "name": data.name, "task": task, "n_outputs": n_out,
               "n_train": len(y["train"]), "n_val": len(y["val"]), "n_test": len(y["test"]),
               "image_shape": [int(v) for v in shape], "input_shape": [int(v) for v in hw],

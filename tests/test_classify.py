@@ -207,20 +207,20 @@ def test_train_cnn_parts_and_augmentation_function():
         train_cnn(x, y, task="binary", epochs=1, schedule="step")
 
 
-def test_choose_thresholds():
-    from mediag.classify import choose_thresholds
+def test_decision_thresholds():
+    from mediag.classify import decision_thresholds
     from mediag.scratch import youden_threshold
 
     y_train = np.r_[np.zeros(10), np.ones(90)][:, None]
     rng = np.random.default_rng(1)
     y_val = rng.integers(0, 2, (50, 2))
     p_val = np.clip(0.3 * y_val + rng.random((50, 2)) * 0.7, 0, 1)
-    assert choose_thresholds(y_train, y_val[:, :1], p_val[:, :1]) == [0.5]                 # class-weighted
-    assert choose_thresholds(y_train, y_val[:, :1], p_val[:, :1], class_weighted=False) == [0.9]   # prevalence
-    got = choose_thresholds(np.c_[y_train, y_train], y_val, p_val, "youden")
+    assert decision_thresholds(y_train, y_val[:, :1], p_val[:, :1]) == [0.5]                 # class-weighted
+    assert decision_thresholds(y_train, y_val[:, :1], p_val[:, :1], class_weighted=False) == [0.9]   # prevalence
+    got = decision_thresholds(np.c_[y_train, y_train], y_val, p_val, "youden")
     assert got == [youden_threshold(y_val[:, k], p_val[:, k]) for k in range(2)]
     with pytest.raises(ValueError, match="balanced"):
-        choose_thresholds(y_train, y_val, p_val, "f1")
+        decision_thresholds(y_train, y_val, p_val, "f1")
 
 
 def test_train_cnns_in_worker_processes():
