@@ -11,6 +11,9 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED        := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export MPLBACKEND            := module://matplotlib_inline.backend_inline
+# Kernels share the cores (make run: one per core; make test: one per pytest-xdist worker): an OpenMP thread
+# with nothing to do sleeps instead of spinning on a core another kernel needs (numerics unchanged).
+export OMP_WAIT_POLICY       := PASSIVE
 # Progress bars stay out of stored outputs and nbval (with ipywidgets installed they would be widget outputs):
 # transformers/huggingface_hub follow HF_HUB_DISABLE_PROGRESS_BARS, mediag.progress MEDIAG_QUIET_PROGRESS;
 # TQDM_DISABLE covers tqdm's text bars (tqdm.notebook ignores it: notebooks use mediag.progress). `make lab` unsets them.

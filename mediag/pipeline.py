@@ -44,7 +44,9 @@ class PipelineConfig:
     with `cnn_filters` and `cnn_dense` units, `cnn_epochs` epochs of Adam(`cnn_lr`), batches of `cnn_batch`.
     Step 3: a byte-level BPE of `vocab_size` tokens and a GPT-2 of `lm_layers` layers, width `lm_width`,
     `lm_heads` heads, trained `lm_steps` steps on blocks of `lm_block` tokens. Step 4: `n_prefix` prefix
-    embeddings from an MLP of `prefix_hidden` units, trained with the GPT-2 for `prefix_steps` steps.
+    embeddings from an MLP of `prefix_hidden` units, trained with the GPT-2 for `prefix_steps` steps, with the
+    GPT-2's attention dropout set to `prefix_attention_dropout` for that stage (0: at this width, dropping
+    attention probabilities is the costliest part of a step, see BENCHMARKS.md; residual dropout stays).
     """
 
     n: int = 2000
@@ -69,6 +71,7 @@ class PipelineConfig:
     prefix_steps: int = 600
     prefix_lr: float = 3e-3
     prefix_batch: int = 32
+    prefix_attention_dropout: float = 0.0
 
     def __post_init__(self):
         validate_n(self.n)
@@ -138,11 +141,15 @@ def build_report_lm(config: PipelineConfig, tokenizer):
 
 
 def build_prefix(config: PipelineConfig, lm, feature_dim: int):
-    """Step 4's prefix model around `lm` (notebook 08's `build_prefix_lm`), torch seeded with config.seed."""
+    """Step 4's prefix model around `lm` (notebook 08's `build_prefix_lm`), torch seeded with config.seed; sets
+    the attention dropout of `lm` (a transformers GPT-2) to config.prefix_attention_dropout."""
     import torch
 
     from mediag.scratch.diagnosis_pipeline import build_prefix_lm
 
+    for module in lm.modules():
+        if hasattr(module, "attn_dropout"):
+            module.attn_dropout.p = config.prefix_attention_dropout
     torch.manual_seed(config.seed)
     return build_prefix_lm(lm, feature_dim, n_prefix=config.n_prefix, hidden=config.prefix_hidden)
 
@@ -306,7 +313,7 @@ def run(config: PipelineConfig | None = None, progress=None, threads: int = 2, n
     config = (config or PipelineConfig()).replace(**changes)
     from mediag.repro import setup
 
-    setup(seed=config.seed, threads=threads)
+    setup(seed=config.seed, threads=threads, onednn=True)     # as notebook 08
     import warnings
 
     from transformers.utils import logging as hf_logging

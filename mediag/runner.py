@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from mediag.export import NOTEBOOKS, ROOT
-from mediag.repro import QUIET_TF_ENV
+from mediag.repro import QUIET_TF_ENV, SHARED_CORES_ENV
 from mediag.site import source_sections, title_of
 
 
@@ -94,7 +94,7 @@ def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, para
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     os.environ["MEDIAG_VERIFY_LOG"] = str(log)
-    for key, value in QUIET_TF_ENV.items():
+    for key, value in {**QUIET_TF_ENV, **SHARED_CORES_ENV}.items():
         os.environ.setdefault(key, value)
     added = [key for key in QUIET_PROGRESS_ENV if key not in os.environ]  # for the kernel; removed afterwards
     os.environ.update({key: QUIET_PROGRESS_ENV[key] for key in added})

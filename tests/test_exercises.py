@@ -56,11 +56,12 @@ def test_student_edition_hides_answers(path):
         assert all(not c["outputs"] for c in edition["cells"] if role_of(c) in ("solution", "public-test"))
 
 
-def test_notebook_00_reference_scores_full_marks_and_student_edition_zero(tmp_path):
-    path = NOTEBOOK_DIR / "00_start_here.ipynb"
+def test_notebook_01_reference_scores_full_marks_and_student_edition_zero(tmp_path):
+    # Notebook 01: graded exercises like every notebook, and the quickest to run twice (no PyTorch, no TensorFlow)
+    path = NOTEBOOK_DIR / "01_medical_images_dicom.ipynb"
     reference = grade_one(path, timeout=300)
     assert reference["max_score"] > 0 and reference["score"] == reference["max_score"], reference
-    student = tmp_path / "00_start_here.ipynb"
+    student = tmp_path / path.name
     student.write_text(json.dumps(student_notebook(_nb(path), path.stem)), encoding="utf-8")
     graded = grade_one(student, timeout=300)
     assert graded["score"] == 0 and graded["max_score"] == reference["max_score"]
