@@ -23,8 +23,9 @@ export MEDIAG_QUIET_PROGRESS        := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 # Every core: one pytest-xdist worker each; a file (a notebook's cells, one kernel) stays in one worker, in order.
-# conftest.py hands out the slowest notebooks first. `make test XDIST=` runs in one process.
-XDIST ?= -n auto --dist loadfile
+# conftest.py orders the files longest first (xdist would reorder them by test count);
+# `make test XDIST=` runs in one process.
+XDIST ?= -n auto --dist loadfile --no-loadscope-reorder
 
 .PHONY: help install run test test-unit test-site test-notebooks test-other-cpu notebooks export lab lint lock bench clean
 

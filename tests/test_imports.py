@@ -160,6 +160,27 @@ assert deprecation() == filters, deprecation()
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
 
 
+def test_setup_onednn_asks_tensorflow_for_avx2_onednn_kernels_before_its_import():
+    """setup(onednn=True) sets oneDNN on and pinned to AVX2 before TensorFlow is imported (the variables only
+    count then); setup() alone leaves TensorFlow's default (TF_ENABLE_ONEDNN_OPTS=0) and no pin."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from mediag.repro import setup
+setup(torch=False, tensorflow=False, onednn=len(sys.argv) > 1)
+import os
+print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), os.environ.get("ONEDNN_MAX_CPU_ISA"), "tensorflow" in sys.modules)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
+    pinned, default = (subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+                       for args in (["onednn"], []))
+    assert pinned.stdout.split() == ["1", "AVX2", "False"], pinned.stderr
+    assert default.stdout.split() == ["0", "None", "False"], default.stderr
+
+
 def test_setup_filters_only_known_deprecations():
     import warnings
 

@@ -26,6 +26,15 @@ def test_run_counts_checks_and_writes_index(tmp_path, capsys):
     assert "2 checks passed, 0 failed" in capsys.readouterr().out
 
 
+def test_kernels_idle_threads_sleep_so_parallel_kernels_share_the_cores(tmp_path, monkeypatch):
+    # mediag run sets OMP_WAIT_POLICY=PASSIVE for its kernels (the Makefile too), also when the caller did not
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    nb_path = tmp_path / "96_env.ipynb"
+    write_notebook(nb_path, "import os\nfrom mediag.verify import check_true\n"
+                            "check_true('OpenMP waits passively', os.environ.get('OMP_WAIT_POLICY') == 'PASSIVE')")
+    assert run_course([str(nb_path)], out=str(tmp_path / "build")) == 0
+
+
 def test_run_fails_when_a_notebook_raises(tmp_path, capsys):
     nb_path = tmp_path / "98_bad.ipynb"
     write_notebook(nb_path, "from mediag.verify import check\ncheck('wrong', 1.0, 2.0)")
@@ -123,3 +132,22 @@ def test_status_line_shows_cell_k_of_n_on_a_terminal():
     show.close()
     assert "08_diagnosis_pipeline.ipynb: cell 34/90, 0 s | total 0 s" in stream.getvalue()
     assert "09_x.ipynb: 3 s, 1 checks passed, 0 failed" in stream.getvalue()
+
+
+def test_make_test_hands_out_the_longest_files_first():
+    """conftest.py's order (the Makefile keeps it: xdist's reordering by test count is off): a notebook that took
+    a minute or more, then the slow unit-test files, then the quicker notebooks, then the other unit tests."""
+    import subprocess
+    import sys
+
+    from mediag.export import ROOT
+
+    files = ["tests/test_glossary.py", "notebooks/00_start_here.ipynb", "tests/test_classify.py",
+             "notebooks/08_diagnosis_pipeline.ipynb"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "--nbval",
+                           *files], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+    order = list(dict.fromkeys(line.split("::")[0] for line in done.stdout.splitlines() if "::" in line))
+    assert order == ["notebooks/08_diagnosis_pipeline.ipynb", "tests/test_classify.py",
+                     "notebooks/00_start_here.ipynb", "tests/test_glossary.py"], order
+    assert "--no-loadscope-reorder" in (ROOT / "Makefile").read_text(encoding="utf-8")
