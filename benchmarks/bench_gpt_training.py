@@ -53,26 +53,26 @@ def run(threads: int, steps: int) -> tuple[dict, dict]:
     result = {"tokenizer_s": tok_s, "train_s": train_s, "steps": steps,
               "perplexity": float(np.exp(history["heldout"][-1])),
               "params": sum(p.numel() for p in model.parameters())}
-    result["step_ms"] = {p: step_cpu_ms(p) for p in (0.1, 0.0)}
+    result["step_ms"] = {p: step_cpu_ms(tokenizer, p) for p in (0.1, 0.0)}
     info = machine_info(threads=threads)
     info["versions"] = (f"Python {info['python']}, torch {torch.__version__}, "
                         f"transformers {transformers.__version__}")
     return result, info
 
 
-def step_cpu_ms(attention_dropout: float, steps: int = 30) -> float:
-    """CPU ms per AdamW step of a GPT-2 the size of notebook 08's report LM (after 5 warm-up steps)."""
+def step_cpu_ms(tokenizer, attention_dropout: float, steps: int = 30) -> float:
+    """CPU ms per AdamW step of notebook 08's report GPT-2 (`mediag.pipeline.build_report_lm` at the defaults,
+    attention dropout set by `set_attention_dropout`), on random blocks, after 5 warm-up steps."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
-    from mediag.pipeline import PipelineConfig
+    from mediag.pipeline import PipelineConfig, build_report_lm, set_attention_dropout
 
     c = PipelineConfig()
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=c.vocab_size, n_positions=1024, n_embd=c.lm_width,
-                                       n_layer=c.lm_layers, n_head=c.lm_heads, attn_pdrop=attention_dropout))
-    ids = torch.randint(0, c.vocab_size, (c.lm_batch, c.lm_block))
+    model = build_report_lm(c, tokenizer)
+    set_attention_dropout(model, attention_dropout)
+    ids = torch.randint(0, len(tokenizer), (c.lm_batch, c.lm_block))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
     for k in range(5 + steps):
         if k == 5:
             t0 = time.process_time()

@@ -140,16 +140,21 @@ def build_report_lm(config: PipelineConfig, tokenizer):
                                       eos_token_id=eos, pad_token_id=eos, loss_type="ForCausalLM"))
 
 
+def set_attention_dropout(lm, p: float) -> None:
+    """Set the dropout on the attention probabilities of every layer of `lm` (a transformers GPT-2) to p."""
+    for module in lm.modules():
+        if hasattr(module, "attn_dropout"):
+            module.attn_dropout.p = p
+
+
 def build_prefix(config: PipelineConfig, lm, feature_dim: int):
     """Step 4's prefix model around `lm` (notebook 08's `build_prefix_lm`), torch seeded with config.seed; sets
-    the attention dropout of `lm` (a transformers GPT-2) to config.prefix_attention_dropout."""
+    the attention dropout of `lm` to config.prefix_attention_dropout (`set_attention_dropout`)."""
     import torch
 
     from mediag.scratch.diagnosis_pipeline import build_prefix_lm
 
-    for module in lm.modules():
-        if hasattr(module, "attn_dropout"):
-            module.attn_dropout.p = config.prefix_attention_dropout
+    set_attention_dropout(lm, config.prefix_attention_dropout)
     torch.manual_seed(config.seed)
     return build_prefix_lm(lm, feature_dim, n_prefix=config.n_prefix, hidden=config.prefix_hidden)
 
