@@ -46,7 +46,8 @@ class PipelineConfig:
     `lm_heads` heads, trained `lm_steps` steps on blocks of `lm_block` tokens. Step 4: `n_prefix` prefix
     embeddings from an MLP of `prefix_hidden` units, trained with the GPT-2 for `prefix_steps` steps, with the
     GPT-2's attention dropout set to `prefix_attention_dropout` for that stage (0: at this width, dropping
-    attention probabilities is the costliest part of a step, see BENCHMARKS.md; residual dropout stays).
+    attention probabilities is the costliest part of a step, see BENCHMARKS.md; residual dropout stays), each
+    batch run in `prefix_chunks` length-sorted pieces (`prefix_batch_loss`: the same loss, less padding).
     """
 
     n: int = 2000
@@ -72,6 +73,7 @@ class PipelineConfig:
     prefix_lr: float = 3e-3
     prefix_batch: int = 32
     prefix_attention_dropout: float = 0.0
+    prefix_chunks: int = 4
 
     def __post_init__(self):
         validate_n(self.n)
@@ -262,7 +264,8 @@ def train_models(config: PipelineConfig, data: PipelineData | None = None, progr
     model = build_prefix(config, lm, features.shape[1])
     ids, mask = encode_reports(tokenizer, reports)
     train_prefix_lm(model, features[train], ids[train], mask[train], steps=config.prefix_steps,
-                    batch_size=config.prefix_batch, lr=config.prefix_lr, seed=config.seed)
+                    batch_size=config.prefix_batch, lr=config.prefix_lr, seed=config.seed,
+                    chunks=config.prefix_chunks)
     return TrainedModels(cnn=cnn, tokenizer=tokenizer, prefix_lm=model)
 
 

@@ -323,8 +323,45 @@ def test_train_prefix_lm_uses_train_lm_and_returns_every_loss():
         train_prefix_lm(model, rng.random((5, 3)), ids, mask, steps=1)
 
 
-def _train_as_notebook_08(config, data, prefix_seed=None):
-    """Steps 2-4 trained as notebook 08's cells call the step functions (held-out perplexity included)."""
+@pytest.mark.parametrize("chunks", [2, 3, 7, 50])
+def test_prefix_batch_loss_in_pieces_is_the_whole_batch_loss(chunks):
+    """Reports of different lengths, right-padded: any number of pieces gives the whole batch's mean loss over
+    its report tokens (eval mode, so no dropout), and a piece never runs past its own longest report."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from mediag.scratch.diagnosis_pipeline import prefix_batch_loss
+
+    torch.manual_seed(1)
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=13, n_positions=32, n_embd=8, n_layer=1, n_head=2))
+    model = build_prefix_lm(lm, feature_dim=3, n_prefix=2, hidden=5).eval()
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(1, 20, size=7)
+    mask = (np.arange(20)[None] < lengths[:, None]).astype(np.int64)
+    ids = rng.integers(0, 13, (7, 20)) * mask
+    batch = [torch.as_tensor(a) for a in (rng.random((7, 3)).astype(np.float32), ids, mask)]
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[1].shape)))
+    with torch.no_grad():
+        whole = model(batch[0], batch[1][:, :lengths.max()], batch[2][:, :lengths.max()]).item()
+        seen.clear()
+        pieces = prefix_batch_loss(model, *batch, chunks=chunks).item()
+    np.testing.assert_allclose(pieces, whole, rtol=1e-5)
+    assert len(seen) == min(chunks, 7) and sum(rows for rows, _ in seen) == 7
+    assert sum(rows * width for rows, width in seen) < 7 * lengths.max()       # less padding than one piece
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="chunks must be an int >= 1"):
+            prefix_batch_loss(model, *batch, chunks=bad)
+
+
+def _train_as_notebook_08(config, data, control_prefix_seed=None):
+    """Steps 2-4 trained as notebook 08's cells call the step functions (held-out perplexity included).
+
+    With control_prefix_seed, also a control: the same CNN and report GPT-2 (a copy taken before step 4),
+    with step 4's prefix drawn and trained from that seed. Returns the models, or (models, control).
+    """
+    import copy
+
     from mediag.pipeline import TrainedModels, build_prefix, build_report_lm, classifier_outputs, train_classifier
     from mediag.scratch import pack_blocks, train_lm, train_report_tokenizer
 
@@ -337,12 +374,20 @@ def _train_as_notebook_08(config, data, prefix_seed=None):
     train_lm(lm, pack_blocks(tokenizer, train_texts, config.lm_block), steps=config.lm_steps,
              batch_size=config.lm_batch, lr=config.lm_lr, seed=config.seed, eval_every=config.lm_steps,
              eval_blocks=pack_blocks(tokenizer, [reports[i] for i in val], config.lm_block))
-    prefix_config = config if prefix_seed is None else config.replace(seed=prefix_seed)   # the control's seed
-    prefix_lm = build_prefix(prefix_config, lm, prefix_in.shape[1]).eval()
     ids, mask = encode_reports(tokenizer, reports, max_len=160)
-    train_prefix_lm(prefix_lm, prefix_in[train], ids[train], mask[train], steps=config.prefix_steps,
-                    batch_size=config.prefix_batch, lr=config.prefix_lr, seed=config.seed)
-    return TrainedModels(cnn=cnn, tokenizer=tokenizer, prefix_lm=prefix_lm)
+    lm_before_prefix = copy.deepcopy(lm)
+
+    def step_4(prefix_config, report_lm):
+        prefix_lm = build_prefix(prefix_config, report_lm, prefix_in.shape[1]).eval()
+        train_prefix_lm(prefix_lm, prefix_in[train], ids[train], mask[train], steps=config.prefix_steps,
+                        batch_size=config.prefix_batch, lr=config.prefix_lr, seed=config.seed,
+                        chunks=config.prefix_chunks)
+        return TrainedModels(cnn=cnn, tokenizer=tokenizer, prefix_lm=prefix_lm)
+
+    models = step_4(config, lm)
+    if control_prefix_seed is None:
+        return models
+    return models, step_4(config.replace(seed=control_prefix_seed), lm_before_prefix)
 
 
 def _outcome(result):
@@ -363,11 +408,11 @@ def test_run_pipeline_with_the_notebooks_models_equals_its_own_training():
     config = pipeline.PipelineConfig(n=120, seed=3, cnn_epochs=1, lm_steps=20, prefix_steps=20)
     own = _outcome(pipeline.run_pipeline(config, n_samples=1000))
     data = pipeline.load_data(config)
-    given = _outcome(pipeline.run_pipeline(config, n_samples=1000, models=_train_as_notebook_08(config, data)))
+    models, control_models = _train_as_notebook_08(config, data, control_prefix_seed=4)
+    given = _outcome(pipeline.run_pipeline(config, n_samples=1000, models=models))
     assert len(given[1]) == len(data.test) >= 10
     assert list(given[0]) == list(own[0])
     np.testing.assert_array_equal(np.array(list(given[0].values())), np.array(list(own[0].values())))  # nan = nan
     assert given[1] == own[1]
-    control = _outcome(pipeline.run_pipeline(config, n_samples=1000,
-                                             models=_train_as_notebook_08(config, data, prefix_seed=4)))
+    control = _outcome(pipeline.run_pipeline(config, n_samples=1000, models=control_models))
     assert control[1] != own[1], "the control trained differently but generated the same reports"

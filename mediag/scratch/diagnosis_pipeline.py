@@ -266,27 +266,43 @@ def encode_reports(tokenizer, texts, max_len=160):
 
 
 # Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 52
-def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, seed=0):
+def prefix_batch_loss(model, features, ids, mask, chunks=1):
+    """A build_prefix_lm model's loss on one batch: the mean over its report tokens (a scalar tensor).
+
+    features (B, F), ids (B, T), mask (B, T): torch tensors from encode_reports' arrays. The batch is sorted
+    by report length and run as `chunks` pieces (an int >= 1), each trimmed to its own longest report; the
+    pieces' losses, weighted by their report tokens, add up to the whole batch's loss, so `chunks` changes
+    only how much padding is computed.
+    """
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+        raise ValueError(f"prefix_batch_loss: chunks must be an int >= 1, got {chunks!r}")
+    lengths = mask.sum(1)                                              # report tokens (incl. EOS) per row
+    pieces = np.array_split(np.argsort(lengths.numpy(), kind="stable"), min(chunks, len(lengths)))
+    total = 0
+    for rows in pieces:
+        T = int(lengths[rows].max())                                   # trim this piece's padding
+        total = total + model(features[rows], ids[rows, :T], mask[rows, :T]) * (lengths[rows].sum() / lengths.sum())
+    return total
+
+
+#@save
+def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, seed=0, chunks=1):
     """Train a build_prefix_lm model on (feature, report) pairs with notebook 07's train_lm (AdamW, one-cycle).
 
-    features (N, F), ids (N, T), mask (N, T) from encode_reports, paired row by row; each batch is trimmed
-    to its longest report. Returns the training loss of every step (a list of floats).
+    features (N, F), ids (N, T), mask (N, T) from encode_reports, paired row by row; each step's loss is
+    prefix_batch_loss with `chunks` pieces. Returns the training loss of every step (a list of floats).
     """
     from mediag.scratch.gpt_language_model import train_lm
 
     if not (len(features) == len(ids) == len(mask)):
         raise ValueError(f"train_prefix_lm: {len(features)} features, {len(ids)} reports, {len(mask)} masks; "
                          "pair them one to one")
-
-    def loss(m, f, i, k):
-        T = int(k.sum(1).max())                                        # trim the batch's padding
-        return m(f, i[:, :T], k[:, :T])
-
     data = (np.asarray(features, dtype=np.float32), np.asarray(ids), np.asarray(mask))
-    return train_lm(model, data, steps, batch_size=batch_size, lr=lr, seed=seed, loss_fn=loss)["losses"]
+    return train_lm(model, data, steps, batch_size=batch_size, lr=lr, seed=seed,
+                    loss_fn=lambda m, f, i, k: prefix_batch_loss(m, f, i, k, chunks))["losses"]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 53
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 54
 def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_size=256):
     """Greedy decoding from the image prefix alone (no text prompt): features (N, F) -> N report strs."""
     import torch
@@ -302,7 +318,7 @@ def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_s
     return [t.strip() for t in texts]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 61
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 62
 @register_check("pipeline: binary metrics and report scores vs scikit-learn", formula="§3.3 step 5",
                 direction="forward", reference=("sklearn",))
 def check_pipeline_pieces(rng):
@@ -328,7 +344,7 @@ def check_pipeline_pieces(rng):
           np.array([[s[f][k] for f in FINDINGS] for k in ("precision", "recall", "f1")]), np.array([ps, rs, fs]))
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 62
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 63
 @register_check("prefix GPT-2: loss on the report tokens = from-scratch lm_loss",
                 formula="§3.2.2 language-model loss", direction="forward", reference=("transformers",))
 def check_prefix_loss(rng):

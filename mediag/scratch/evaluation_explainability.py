@@ -111,11 +111,16 @@ def bootstrap_ci(y_true, scores, statistic, n_boot=1000, alpha=0.05, seed=0, gro
     if g.shape != y.shape or s.shape != y.shape:
         raise ValueError(f"bootstrap_ci: labels {y.shape}, scores {s.shape} and groups {g.shape} must match")
     uniq, inv = np.unique(g, return_inverse=True)
-    members = np.split(np.argsort(inv, kind="mergesort"), np.cumsum(np.bincount(inv))[:-1])
+    by_group = np.argsort(inv, kind="mergesort")                      # the cases, group after group
+    sizes = np.bincount(inv)
+    starts = np.cumsum(sizes) - sizes                                  # group k: by_group[starts[k]:][:sizes[k]]
     rng = np.random.default_rng(seed)
     stats = []
     while len(stats) < n_boot:
-        idx = np.concatenate([members[k] for k in rng.integers(0, len(uniq), len(uniq))])
+        picked = rng.integers(0, len(uniq), len(uniq))                 # groups drawn with replacement
+        n = sizes[picked]
+        # the picked groups' cases, concatenated without a Python loop over groups
+        idx = by_group[np.repeat(starts[picked] - np.cumsum(n) + n, n) + np.arange(n.sum())]
         if 0 < y[idx].sum() < len(idx):
             stats.append(statistic(y[idx], s[idx]))
     stats = np.array(stats)
