@@ -78,12 +78,13 @@ test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider $(if $(NB),,$(XDIST)) $(or $(NB),notebooks) $(NBVAL)
 
 # Stored outputs are made on one CPU and must reproduce on others. On an AVX-512 machine, switch NumPy's,
-# OpenBLAS's and PyTorch's kernels to AVX2 ones and regenerate the synthetic data in a temporary cache.
+# OpenBLAS's, PyTorch's and TensorFlow's oneDNN kernels to AVX2 ones and regenerate the synthetic data in a
+# temporary cache.
 test-other-cpu: $(STAMP)
 	@if grep -q avx512f /proc/cpuinfo 2>/dev/null; then \
 	  cache=$$(mktemp -d) && \
 	  MEDIAG_DATA_CACHE=$$cache NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" OPENBLAS_CORETYPE=Haswell \
-	  ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -p no:cacheprovider $(or $(NB),notebooks) $(NBVAL); \
+	  ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -p no:cacheprovider $(or $(NB),notebooks) $(NBVAL); \
 	  status=$$?; rm -rf $$cache; exit $$status; \
 	else echo "make test-other-cpu: this CPU has no AVX-512, so make test-notebooks already takes the AVX2 paths"; fi
 

@@ -78,9 +78,9 @@ def section(runs: list[tuple[int, dict, float, float]], loads: list[str], synthe
         "",
         "The default command, `mediag classify` (the shipped `data/medmnist/pneumoniamnist.npz`): "
         + (f"an ensemble of {d['members']} §4.2 CNNs (32/64/64 filters, 64 dense units) trained at the same time in "
-           f"{d['members']} worker processes (one thread each, TensorFlow's oneDNN kernels pinned to AVX2), each "
+           f"{d['members']} worker processes (one thread each, TensorFlow's oneDNN kernels for this CPU), each "
            if d["members"] > 1 else "one §4.2 CNN (32/64/64 filters, 64 dense units) trained in a worker process "
-           "(one thread, TensorFlow's oneDNN kernels pinned to AVX2): ")
+           "(one thread, TensorFlow's oneDNN kernels for this CPU): ")
         + f"{d['epochs']} epochs of Adam (rate {d['lr']:g}, cosine schedule, batch {d['batch_size']}) on films "
         f"{'standardised one by one, ' if d['per_image'] else ''}shifted by up to {d['shift']} px, "
         f"rotated by up to {d['rotate']:g}°, zoomed by up to {d['zoom']:g}, with gain/offset jitter {d['jitter']:g}, "

@@ -300,13 +300,13 @@ def train_cnn(x, targets, *, task: str = "multi-label", epochs: int = 12, seed: 
 
 
 def _train_in_worker(kwargs: dict, threads: int, prefix: str | None) -> dict:
-    """One `train_cnn` call in a worker process: TensorFlow with its oneDNN kernels pinned to AVX2 (imported here
-    first), `threads` threads; returns the weights instead of the model (a Keras model does not cross processes)."""
+    """One `train_cnn` call in a worker process: TensorFlow with this CPU's oneDNN kernels (imported here first),
+    `threads` threads; returns the weights instead of the model (a Keras model does not cross processes)."""
     import sys
 
     from mediag.repro import setup
 
-    setup(seed=kwargs.get("seed", 0), threads=threads, torch=False, onednn=True)
+    setup(seed=kwargs.get("seed", 0), threads=threads, torch=False, onednn="native")
     if prefix is not None:
         kwargs = {**kwargs, "progress": lambda m: print(f"{prefix}{m}", file=sys.stderr, flush=True)}
     out = train_cnn(**kwargs)

@@ -34,6 +34,9 @@ QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 #: TensorFlow's oneDNN kernels instead of its default Eigen ones (less CPU time for the course's CNNs), pinned to
 #: their AVX2 versions: the AVX-512 ones sum in another order, so results would differ between CPUs
 ONEDNN_AVX2_ENV = {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+#: the oneDNN kernels of the CPU at hand (AVX-512 where there is one: faster, but a trained network's digits
+#: then differ from an AVX2 machine's; only for cells whose trained numbers nbval ignores)
+ONEDNN_NATIVE_ENV = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 #: environment for kernels that share the cores (`mediag run` runs one per core): an idle OpenMP thread sleeps
 #: instead of spinning on a core that another kernel needs; the results do not change
 SHARED_CORES_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
@@ -88,17 +91,23 @@ def import_tensorflow():
 
 
 def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool = True,
-          plot_style: bool = False, onednn: bool = False) -> dict:
+          plot_style: bool = False, onednn: bool | str = False) -> dict:
     """Seed Python, NumPy, PyTorch and TensorFlow; cap threads; turn on deterministic kernels.
 
     `torch` / `tensorflow` set to False skip importing that framework (a notebook that does not
     need TensorFlow starts faster). Also sets TensorFlow's quiet environment (`quiet_tensorflow`) and
     filters the frameworks' known DeprecationWarnings (`quiet_known_warnings`); `plot_style=True`
     applies the course's matplotlib style to every later figure. `onednn=True` gives TensorFlow its oneDNN
-    kernels pinned to AVX2 (`ONEDNN_AVX2_ENV`); like the quiet environment it only takes effect before
-    TensorFlow's first import in the process. Returns the settings, for printing.
+    kernels pinned to AVX2 (`ONEDNN_AVX2_ENV`: the same digits on every CPU), `onednn="native"` the CPU's own
+    oneDNN kernels (`ONEDNN_NATIVE_ENV`: fastest, digits may differ between CPUs; an `ONEDNN_MAX_CPU_ISA`
+    already set stays); like the quiet environment
+    they only take effect before TensorFlow's first import in the process. Returns the settings, for printing.
     """
-    if onednn:
+    if onednn not in (False, True, "native"):
+        raise ValueError(f"setup: onednn must be False, True (pinned to AVX2) or 'native', got {onednn!r}")
+    if onednn == "native":                  # a pin already in the environment (make test-other-cpu's) stays
+        os.environ.update(ONEDNN_NATIVE_ENV)
+    elif onednn:
         os.environ.update(ONEDNN_AVX2_ENV)
     quiet_tensorflow()
     quiet_known_warnings()

@@ -170,15 +170,24 @@ def test_setup_onednn_asks_tensorflow_for_avx2_onednn_kernels_before_its_import(
     code = """
 import sys
 from mediag.repro import setup
-setup(torch=False, tensorflow=False, onednn=len(sys.argv) > 1)
+setup(torch=False, tensorflow=False, onednn={"pinned": True, "native": "native", "off": False}[sys.argv[1]])
 import os
 print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), os.environ.get("ONEDNN_MAX_CPU_ISA"), "tensorflow" in sys.modules)
 """
     env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
-    pinned, default = (subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
-                       for args in (["onednn"], []))
+    pinned, default = (subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, env=env)
+                       for arg in ("pinned", "off"))
     assert pinned.stdout.split() == ["1", "AVX2", "False"], pinned.stderr
     assert default.stdout.split() == ["0", "None", "False"], default.stderr
+    # "native": oneDNN on, no pin of its own; a pin in the caller's environment (an emulated CPU) stays
+    native, emulated = (subprocess.run([sys.executable, "-c", code, "native"], capture_output=True, text=True,
+                                       env=e) for e in (env, {**env, "ONEDNN_MAX_CPU_ISA": "AVX2"}))
+    assert native.stdout.split() == ["1", "None", "False"], native.stderr
+    assert emulated.stdout.split() == ["1", "AVX2", "False"], emulated.stderr
+    from mediag.repro import setup
+
+    with pytest.raises(ValueError, match="onednn must be False, True"):
+        setup(onednn="avx512")
 
 
 def test_setup_filters_only_known_deprecations():
