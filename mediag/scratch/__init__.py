@@ -8,7 +8,7 @@ from .rnn import rnn_step, rnn_forward, torch_rnn_from_numpy, keras_rnn_from_num
 from .lstm import lstm_step, lstm_forward, lstm_framework_weights, torch_lstm_from_numpy, keras_lstm_from_numpy, lstm_backward, lstm_params_from_framework, tf_lstm_gradients, lstm_jacobian_norms
 from .attention_transformer import causal_mask, attention, multi_head_attention, mha_weights_from_torch, mha_weights_to_keras, attention_backward, tf_attention_gradients, layer_norm, sinusoidal_positions, transformer_encoder_layer, encoder_params_from_torch, keras_encoder_from_params, tf_encoder_gradients, multi_head_attention_backward, layer_norm_backward, transformer_encoder_backward, patchify
 from .gpt_language_model import lm_loss_loops, lm_loss, perplexity, lm_loss_grad, gelu_tanh, hf_conv1d, gpt2_attention, gpt2_block, gpt2_params_from_transformers, gpt2_forward, gpt2_keras, conv1d_backward, gelu_tanh_backward, gpt2_attention_backward, gpt2_block_backward, gpt2_backward, gpt2_named, adam_step, train_report_tokenizer, pack_blocks, train_lm, next_token_probs, sample_next_token, lm_generate, load_language_model, generate_report
-from .diagnosis_pipeline import input_stats, make_inputs, finding_targets, feature_model, confusion_counts, binary_metrics, report_scores, source_prompt, choose_thresholds, template_report, template_reports, build_prefix_lm, prefix_inputs, encode_reports, prefix_batch_loss, train_prefix_lm, generate_with_prefix
+from .diagnosis_pipeline import input_stats, make_inputs, finding_targets, feature_model, confusion_counts, binary_metrics, report_scores, source_prompt, choose_thresholds, template_report, template_reports, build_prefix_lm, prefix_inputs, encode_reports, length_sorted_pieces, prefix_batch_loss, train_prefix_lm, generate_with_prefix
 from .evaluation_explainability import roc_curve, auc_trapezoid, auc_rank, pr_curve, average_precision, youden_threshold, threshold_for_sensitivity, bootstrap_ci, reliability_bins, expected_calibration_error, temperature_nll, fit_temperature, cnn_logit_gradients, grad_cam, grad_cam_tf, conv_cell_centres, cam_to_input, pointing_game, occlusion_drops, occlusion_heat, simulate_scanner, random_scanners
 from .applications_responsible_ai import roi_stats, distance_mm, equivalent_diameter_mm, extent, cardiothoracic_ratio, pool_features, logistic_loss_grad, fit_logistic, predict_logistic, flip_labels
 
@@ -128,6 +128,7 @@ __all__ = [
     "build_prefix_lm",
     "prefix_inputs",
     "encode_reports",
+    "length_sorted_pieces",
     "prefix_batch_loss",
     "train_prefix_lm",
     "generate_with_prefix",

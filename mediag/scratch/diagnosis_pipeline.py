@@ -266,6 +266,13 @@ def encode_reports(tokenizer, texts, max_len=160):
 
 
 # Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 52
+def length_sorted_pieces(lengths, chunks):
+    """The rows of a batch, sorted by `lengths` (B,) and split into min(chunks, B) pieces of near-equal size: a
+    list of int index arrays (the shortest rows in the first piece)."""
+    return np.array_split(np.argsort(np.asarray(lengths), kind="stable"), min(chunks, len(lengths)))
+
+
+#@save
 def prefix_batch_loss(model, features, ids, mask, chunks=1):
     """A build_prefix_lm model's loss on one batch: the mean over its report tokens (a scalar tensor).
 
@@ -277,9 +284,8 @@ def prefix_batch_loss(model, features, ids, mask, chunks=1):
     if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
         raise ValueError(f"prefix_batch_loss: chunks must be an int >= 1, got {chunks!r}")
     lengths = mask.sum(1)                                              # report tokens (incl. EOS) per row
-    pieces = np.array_split(np.argsort(lengths.numpy(), kind="stable"), min(chunks, len(lengths)))
     total = 0
-    for rows in pieces:
+    for rows in length_sorted_pieces(lengths.numpy(), chunks):
         T = int(lengths[rows].max())                                   # trim this piece's padding
         total = total + model(features[rows], ids[rows, :T], mask[rows, :T]) * (lengths[rows].sum() / lengths.sum())
     return total
