@@ -48,11 +48,14 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mediag needs Python 3.11 (set PYTHON=...)")'
 	@# uv installs the same pinned wheels as pip, several times faster (parallel downloads, a shared cache);
 	@# where uv cannot be installed, pip does the job. UV_NATIVE_TLS: trust the system's certificates, as pip does.
+	@# --compile-bytecode: write the libraries' .pyc files now, on every core, as pip does by default. Without them,
+	@# where PYTHONDONTWRITEBYTECODE is set, every kernel, test worker and subprocess compiles TensorFlow, PyTorch
+	@# and transformers again from source when it imports them.
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION) || true
 	@if [ -x $(BIN)/uv ]; then \
-	  echo "$(BIN)/uv pip install -r requirements-lock.txt"; \
-	  UV_NATIVE_TLS=1 $(BIN)/uv pip install --quiet --python $(BIN)/python $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) \
-	    -r requirements-lock.txt && \
+	  echo "$(BIN)/uv pip install --compile-bytecode -r requirements-lock.txt"; \
+	  UV_NATIVE_TLS=1 $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+	    $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) -r requirements-lock.txt && \
 	  UV_NATIVE_TLS=1 $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e '.[dev]'; \
 	else \
 	  $(BIN)/python -m pip install --quiet -r requirements-lock.txt && \

@@ -90,6 +90,18 @@ def import_tensorflow():
     return tensorflow
 
 
+def use_deterministic_torch(torch) -> None:
+    """`torch.use_deterministic_algorithms(True)` without the import of torch._inductor that the public call makes
+    (a large share of every kernel's start-up, as `python -X importtime` shows) only to set the flag for compiled
+    graphs; the course compiles none. The eager flag is the same one
+    (`torch.are_deterministic_algorithms_enabled()`); a torch without the private setter takes the public call."""
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None:
+        torch.use_deterministic_algorithms(True)
+    else:
+        set_flag(True, warn_only=False)
+
+
 def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool = True,
           plot_style: bool = False, onednn: bool | str = False) -> dict:
     """Seed Python, NumPy, PyTorch and TensorFlow; cap threads; turn on deterministic kernels.
@@ -133,7 +145,7 @@ def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool 
 
         _torch.manual_seed(seed)
         _torch.set_num_threads(threads)
-        _torch.use_deterministic_algorithms(True)
+        use_deterministic_torch(_torch)
         settings["torch"] = _torch.__version__
     if tensorflow:
         _tf = import_tensorflow()

@@ -191,6 +191,25 @@ print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), os.environ.get("ONEDNN_MAX_CPU_IS
         setup(onednn="avx512")
 
 
+def test_setup_makes_torch_deterministic_without_importing_its_compiler():
+    """setup() turns on PyTorch's deterministic algorithms (an op without one raises) and does not import
+    torch._inductor, which torch.use_deterministic_algorithms would import for compiled graphs only."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import torch
+from mediag.repro import setup
+assert not torch.are_deterministic_algorithms_enabled()
+setup(tensorflow=False)
+print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+      "torch._inductor" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "False", "False"], result.stderr
+
+
 def test_setup_filters_only_known_deprecations():
     import warnings
 
