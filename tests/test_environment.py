@@ -61,3 +61,15 @@ def test_developer_tools_are_only_in_the_dev_extra_that_make_install_installs():
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 imported.add((path.name, node.module.split(".")[0]))
     assert not [(f, m) for f, m in imported if m in {"pytest", "nbval", "ruff", "jupyterlab", "playwright"}]
+
+
+def test_the_installed_frameworks_are_compiled_to_bytecode():
+    """`make install` writes the libraries' .pyc files (uv's --compile-bytecode; pip does it by default). Without
+    them, where PYTHONDONTWRITEBYTECODE is set, every kernel, test worker and subprocess compiles the frameworks
+    from source again when it imports them."""
+    import importlib.util
+
+    for name in ("tensorflow", "keras", "torch", "transformers", "sklearn", "matplotlib"):
+        source = importlib.util.find_spec(name).origin
+        compiled = Path(importlib.util.cache_from_source(source))
+        assert compiled.exists(), f"{name}: no bytecode beside {Path(source).name}; reinstall with make install"
