@@ -272,7 +272,7 @@ def length_sorted_pieces(lengths, chunks):
     return np.array_split(np.argsort(np.asarray(lengths), kind="stable"), min(chunks, len(lengths)))
 
 
-#@save
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 53
 def prefix_batch_loss(model, features, ids, mask, chunks=1):
     """A build_prefix_lm model's loss on one batch: the mean over its report tokens (a scalar tensor).
 
@@ -291,7 +291,7 @@ def prefix_batch_loss(model, features, ids, mask, chunks=1):
     return total
 
 
-#@save
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 54
 def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, seed=0, chunks=1):
     """Train a build_prefix_lm model on (feature, report) pairs with notebook 07's train_lm (AdamW, one-cycle).
 
@@ -308,7 +308,7 @@ def train_prefix_lm(model, features, ids, mask, steps, batch_size=32, lr=2e-3, s
                     loss_fn=lambda m, f, i, k: prefix_batch_loss(m, f, i, k, chunks))["losses"]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 54
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 56
 def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_size=256):
     """Greedy decoding from the image prefix alone (no text prompt): features (N, F) -> N report strs."""
     import torch
@@ -324,7 +324,7 @@ def generate_with_prefix(model, features, tokenizer, max_new_tokens=160, batch_s
     return [t.strip() for t in texts]
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 62
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 64
 @register_check("pipeline: binary metrics and report scores vs scikit-learn", formula="§3.3 step 5",
                 direction="forward", reference=("sklearn",))
 def check_pipeline_pieces(rng):
@@ -350,7 +350,7 @@ def check_pipeline_pieces(rng):
           np.array([[s[f][k] for f in FINDINGS] for k in ("precision", "recall", "f1")]), np.array([ps, rs, fs]))
 
 
-# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 63
+# Defined in notebooks/08_diagnosis_pipeline.ipynb, cell 65
 @register_check("prefix GPT-2: loss on the report tokens = from-scratch lm_loss",
                 formula="§3.2.2 language-model loss", direction="forward", reference=("transformers",))
 def check_prefix_loss(rng):
