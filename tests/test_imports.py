@@ -160,7 +160,7 @@ assert deprecation() == filters, deprecation()
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
 
 
-def test_setup_onednn_asks_tensorflow_for_avx2_onednn_kernels_before_its_import():
+def test_setup_onednn_sets_tensorflows_kernels_before_its_import():
     """setup(onednn=True) sets oneDNN on and pinned to AVX2 before TensorFlow is imported (the variables only
     count then); setup(onednn="native") sets it on without a pin of its own; setup() alone leaves TensorFlow's
     default (TF_ENABLE_ONEDNN_OPTS=0) and no pin; any other value is a ValueError."""
