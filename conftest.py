@@ -35,3 +35,54 @@ def pytest_collection_modifyitems(session, config, items):
         return (3, 0.0)
 
     items[:] = sorted(items, key=rank)  # stable: files stay contiguous, cells in order
+
+
+# Warm kernels (mediag.warmkernel): nbval's kernels are forked from a server that has imported the course's
+# libraries once. The controller starts the server (its workers inherit the environment variable that names
+# it); every process that starts kernels asks for warm ones, each of its notebook's TensorFlow flavour.
+_WARM = None
+
+
+def pytest_configure(config):
+    global _WARM
+    if not getattr(config.option, "nbval", False):
+        return
+    _use_warm_kernels_in_nbval()
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller runs the server
+        return
+    import nbformat
+
+    from mediag.export import NOTEBOOKS
+    from mediag.runner import kernel_defaults
+    from mediag.warmkernel import WarmKernels, notebook_environ
+
+    kernel_defaults()
+    environs = [notebook_environ(nbformat.read(p, as_version=4)) for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
+    _WARM = WarmKernels([env for env in environs if env is not None])
+    _WARM.__enter__()
+
+
+def pytest_unconfigure(config):
+    if _WARM is not None:
+        _WARM.__exit__(None, None, None)
+
+
+def _use_warm_kernels_in_nbval():
+    from nbval import kernel, plugin
+
+    from mediag.warmkernel import kernel_spec, notebook_flavour
+
+    if getattr(plugin.IPyNbFile.setup, "warm", False):
+        return
+    cold_spec, cold_setup = kernel.NbvalKernelspecManager.get_kernel_spec, plugin.IPyNbFile.setup
+
+    def get_kernel_spec(self, kernel_name):
+        return kernel_spec() if kernel_name == kernel.CURRENT_ENV_KERNEL_NAME else cold_spec(self, kernel_name)
+
+    def setup(self):  # the kernel starts with the TensorFlow set-up its notebook's setup() asks for
+        with notebook_flavour(self.nb):
+            cold_setup(self)
+
+    setup.warm = True
+    kernel.NbvalKernelspecManager.get_kernel_spec = get_kernel_spec
+    plugin.IPyNbFile.setup = setup

@@ -102,6 +102,29 @@ def use_deterministic_torch(torch) -> None:
         set_flag(True, warn_only=False)
 
 
+def onednn_env(onednn: bool | str) -> dict:
+    """The environment `setup(onednn=...)` gives TensorFlow: `ONEDNN_AVX2_ENV` for True, `ONEDNN_NATIVE_ENV` for
+    "native" (a pin already in the environment, as `make test-other-cpu` sets, stays), nothing for False."""
+    if onednn not in (False, True, "native"):
+        raise ValueError(f"setup: onednn must be False, True (pinned to AVX2) or 'native', got {onednn!r}")
+    if onednn == "native":
+        return dict(ONEDNN_NATIVE_ENV)
+    return dict(ONEDNN_AVX2_ENV) if onednn else {}
+
+
+def _check_onednn(tf) -> None:
+    """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when imported: if it was imported before `setup()` asked for
+    another set-up, say so instead of running on other kernels than the notebook asked for."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    wanted = {"0": False, "false": False, "1": True, "true": True}.get(
+        os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower())  # other values: TensorFlow's own default
+    if wanted is not None and _pywrap_util_port.IsMklEnabled() != wanted:
+        raise RuntimeError(
+            f"setup: TensorFlow was imported before setup() with its oneDNN kernels "
+            f"{'on' if not wanted else 'off'}; restart the kernel and call setup() before importing TensorFlow")
+
+
 def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool = True,
           plot_style: bool = False, onednn: bool | str = False) -> dict:
     """Seed Python, NumPy, PyTorch and TensorFlow; cap threads; turn on deterministic kernels.
@@ -115,12 +138,7 @@ def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool 
     already set stays); like the quiet environment
     they only take effect before TensorFlow's first import in the process. Returns the settings, for printing.
     """
-    if onednn not in (False, True, "native"):
-        raise ValueError(f"setup: onednn must be False, True (pinned to AVX2) or 'native', got {onednn!r}")
-    if onednn == "native":                  # a pin already in the environment (make test-other-cpu's) stays
-        os.environ.update(ONEDNN_NATIVE_ENV)
-    elif onednn:
-        os.environ.update(ONEDNN_AVX2_ENV)
+    os.environ.update(onednn_env(onednn))
     quiet_tensorflow()
     quiet_known_warnings()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -149,6 +167,7 @@ def setup(seed: int = 0, threads: int = 2, torch: bool = True, tensorflow: bool 
         settings["torch"] = _torch.__version__
     if tensorflow:
         _tf = import_tensorflow()
+        _check_onednn(_tf)
         try:  # only possible before TensorFlow has run its first op
             _tf.config.threading.set_intra_op_parallelism_threads(threads)
             _tf.config.threading.set_inter_op_parallelism_threads(threads)

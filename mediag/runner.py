@@ -32,6 +32,7 @@ from pathlib import Path
 from mediag.export import NOTEBOOKS, ROOT
 from mediag.repro import QUIET_TF_ENV, SHARED_CORES_ENV
 from mediag.site import source_sections, title_of
+from mediag.warmkernel import WarmKernels, kernel_manager, notebook_environ, notebook_flavour
 
 
 def parse_params(items: list[str]) -> dict:
@@ -80,6 +81,14 @@ def inject_params(nb, params: dict, name: str = "notebook") -> None:
 QUIET_PROGRESS_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "MEDIAG_QUIET_PROGRESS": "1"}
 
 
+def kernel_defaults() -> None:
+    """The environment every kernel of a run starts with, where the caller has not set it: quiet TensorFlow,
+    kernels that share the cores, and huggingface_hub's progress bars off (it reads that when imported)."""
+    for key, value in {**QUIET_TF_ENV, **SHARED_CORES_ENV,
+                       "HF_HUB_DISABLE_PROGRESS_BARS": QUIET_PROGRESS_ENV["HF_HUB_DISABLE_PROGRESS_BARS"]}.items():
+        os.environ.setdefault(key, value)
+
+
 def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, params: dict | None = None,
             progress=None, neighbours: tuple | None = None) -> dict:
     """Run one notebook in a fresh kernel. `progress(k, n)` is called as code cell k of n starts;
@@ -94,8 +103,7 @@ def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, para
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     os.environ["MEDIAG_VERIFY_LOG"] = str(log)
-    for key, value in {**QUIET_TF_ENV, **SHARED_CORES_ENV}.items():
-        os.environ.setdefault(key, value)
+    kernel_defaults()
     added = [key for key in QUIET_PROGRESS_ENV if key not in os.environ]  # for the kernel; removed afterwards
     os.environ.update({key: QUIET_PROGRESS_ENV[key] for key in added})
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
@@ -106,14 +114,15 @@ def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, para
             progress(position.get(cell_index, 0), len(code))
 
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        nb, timeout=timeout, km=kernel_manager(), resources={"metadata": {"path": str(path.parent)}},
         record_timing=False, on_cell_execute=on_cell_execute,
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel start-up chatter in the terminal
     )
     start = time.perf_counter()
     error = ""
     try:
-        client.execute()
+        with notebook_flavour(nb):  # a warm kernel of the TensorFlow set-up the notebook asks for
+            client.execute()
     except CellExecutionError as exc:
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
         error = lines[-1] if lines else "cell raised"
@@ -335,17 +344,21 @@ def run_course(notebooks: list[str], out: str = "build", in_place: bool = False,
     jobs = min(jobs or default_jobs(len(paths), in_place), len(paths)) or 1
     t0 = time.perf_counter()
     show = Progress(len(paths), live=live)
+    kernel_defaults()
+    # kernels forked from a server that has imported the libraries once (mediag.warmkernel)
+    warm = WarmKernels([env for env in map(notebook_environ, stored) if env is not None])
     try:
-        if jobs == 1:
-            results = []
-            for i, path in enumerate(paths, 1):
-                show.started(i, path.name)
-                r = execute(path, out_dir, in_place, timeout, values,
-                            progress=lambda k, n, name=path.name: show.cell(name, k, n), neighbours=links[i - 1])
-                show.finished(i, path.name, r)
-                results.append(r)
-        else:
-            results = _run_parallel(paths, out_dir, in_place, timeout, values, jobs, links, show)
+        with warm:
+            if jobs == 1:
+                results = []
+                for i, path in enumerate(paths, 1):
+                    show.started(i, path.name)
+                    r = execute(path, out_dir, in_place, timeout, values, neighbours=links[i - 1],
+                                progress=lambda k, n, name=path.name: show.cell(name, k, n))
+                    show.finished(i, path.name, r)
+                    results.append(r)
+            else:
+                results = _run_parallel(paths, out_dir, in_place, timeout, values, jobs, links, show)
     finally:
         show.close()
     wall = time.perf_counter() - t0
