@@ -25,7 +25,8 @@ warning filter): `mediag.repro.setup()` does that, explicitly. Modules:
 - `mediag.export`: writes the notebooks' `#@save` cells into `mediag.scratch` (`make export`).
 - `mediag.pipeline`: notebook 08's five-step pipeline as an application (`mediag pipeline`).
 - `mediag.classify`: the course CNN on a MedMNIST `.npz` (`mediag classify`).
-- `mediag.runner`: executes the notebooks (`mediag run`, `make run`); `mediag.site`: the offline HTML site.
+- `mediag.runner`: executes the notebooks (`mediag run`, `make run`); `mediag.site`: the offline HTML site;
+  `mediag.warmkernel`: kernels forked from a server that imported the libraries once (`make run`, nbval).
 - `mediag.exercises`, `mediag.student`, `mediag.grade`: graded exercises, the student edition
   (`mediag student`) and grading (`mediag grade`).
 - `mediag.cli`: the `mediag` command.

@@ -13,7 +13,8 @@ cell assigns are accepted, and the stored notebooks are never run this way in pl
 Into build/ also goes the offline site (`mediag.site`): one page per notebook, the landing page in English
 and Chinese, and `times.json` with the measured run times. Independent notebooks run in parallel, one
 kernel per CPU core (`--jobs`); the longest (by the previous run's times.json) start first; the summary
-is in course order. On a terminal a status line shows, for each notebook in progress, cell k of N and the
+is in course order. Kernels are warm ones (`mediag.warmkernel`): forked from a server that has imported the
+libraries once. On a terminal a status line shows, for each notebook in progress, cell k of N and the
 time elapsed; piped or under tests only a line per notebook is printed.
 """
 
