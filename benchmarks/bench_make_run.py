@@ -131,7 +131,8 @@ def main() -> None:
         START,
         "## `make run` and `make test` (issue 17, `benchmarks/bench_make_run.py`)",
         "",
-        f"`{' '.join(cmd)}` on {scope}: {record['jobs']} notebooks at a time, one kernel each; "
+        f"`{' '.join(cmd)}` on {scope}: {record['jobs']} notebooks at a time, one kernel each "
+        "(warm kernels, forked from a server that imported the libraries once: `mediag.warmkernel`); "
         f"{info['cpus']} CPUs ({info['machine']}), load average {before} before and {after} after; "
         f"Python {info['python']}; exit status {done.returncode}.",
         "",

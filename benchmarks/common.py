@@ -46,9 +46,20 @@ def load_average() -> str:
     return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def cpu_model() -> str:
+    """The CPU's model name as Linux reports it ('' elsewhere): timings and trained digits depend on it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        return ""
+    return names[0] if names else ""
+
+
 def machine_info(**extra) -> dict:
-    """CPU count, architecture, load average and Python version, plus any `extra` entries."""
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "load": load_average(),
+    """CPU count, architecture and model, load average and Python version, plus any `extra` entries."""
+    machine = ", ".join(part for part in (platform.machine(), cpu_model()) if part)
+    return {"cpus": os.cpu_count(), "machine": machine, "load": load_average(),
             "python": platform.python_version(), **extra}
 
 

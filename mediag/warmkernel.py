@@ -67,12 +67,14 @@ def _import_env(environ) -> dict:
     return {k: v for k, v in environ.items() if not k.startswith(RUNTIME_ONLY_PREFIXES)}
 
 
-def env_difference(server_env, kernel_env) -> str:
+def env_difference(server_env, kernel_env, set_by_imports=None) -> str:
     """'' when a kernel with `kernel_env` may be forked from a server started with `server_env`; else the
-    first variable that differs."""
-    a, b = _import_env(server_env), _import_env(kernel_env)
+    first variable that differs. A variable that the server's imports set (`set_by_imports`) may already hold
+    that value in the kernel's environment: a process that started the kernel after importing the same
+    libraries passes it on (a pytest worker that ran a TensorFlow test before a notebook)."""
+    a, b, imported = _import_env(server_env), _import_env(kernel_env), set_by_imports or {}
     for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
+        if a.get(key) != b.get(key) and not (key in imported and b.get(key) == imported[key]):
             return key
     return ""
 
@@ -152,9 +154,10 @@ def _fork_kernel(launcher: socket.socket, server_env: dict, set_by_imports: dict
     message, fds, _, _ = socket.recv_fds(launcher, 1 << 20, 3)
     try:
         request = json.loads(message)
-        refusal = env_difference(server_env, request["env"])
+        refusal = env_difference(server_env, request["env"], set_by_imports)
         if len(fds) != 3:
             refusal = "no standard streams"
+        _log(server, "cold" if refusal else "warm", refusal)
         if refusal:
             launcher.send(json.dumps({"refused": refusal}).encode())
             launcher.close()
@@ -173,6 +176,12 @@ def _fork_kernel(launcher: socket.socket, server_env: dict, set_by_imports: dict
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _log(server: socket.socket, kind: str, detail: str) -> None:
+    """One line per kernel asked for, beside the socket: `WarmKernels` sums them up when it stops."""
+    with open(os.path.join(os.path.dirname(server.getsockname()), "kernels.log"), "a") as f:
+        f.write(f"{kind}\t{detail}\n")
 
 
 def _become_kernel(request: dict, fds: list[int]) -> None:
@@ -423,11 +432,28 @@ class WarmKernels:
         os.environ[DIR_ENV] = self.directory
         return self
 
+    def kernels(self) -> list[tuple[str, str]]:
+        """(warm or cold, why cold) for every kernel its server was asked for so far."""
+        try:
+            with open(os.path.join(self.directory, "kernels.log")) as f:
+                return [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
+        except OSError:
+            return []
+
+    def summary(self) -> str:
+        rows = self.kernels()
+        cold = [why for kind, why in rows if kind == "cold"]
+        text = f"warm kernels: {len(rows) - len(cold)} of {len(rows)} forked from the server"
+        if cold:
+            text += f"; started cold: {len(cold)} (their environment differs in {', '.join(sorted(set(cold)))})"
+        return text
+
     def __exit__(self, *exc):
         import shutil
 
         if self.process is None:
             return
+        print(self.summary(), file=sys.stderr)
         os.environ.pop(DIR_ENV, None)
         self.process.terminate()
         try:
