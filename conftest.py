@@ -70,7 +70,7 @@ def pytest_unconfigure(config):
 def _use_warm_kernels_in_nbval():
     from nbval import kernel, plugin
 
-    from mediag.warmkernel import kernel_spec, notebook_flavour
+    from mediag.warmkernel import kernel_spec, notebook_flavour, server_environment
 
     if getattr(plugin.IPyNbFile.setup, "warm", False):
         return
@@ -79,8 +79,8 @@ def _use_warm_kernels_in_nbval():
     def get_kernel_spec(self, kernel_name):
         return kernel_spec() if kernel_name == kernel.CURRENT_ENV_KERNEL_NAME else cold_spec(self, kernel_name)
 
-    def setup(self):  # the kernel starts with the TensorFlow set-up its notebook's setup() asks for
-        with notebook_flavour(self.nb):
+    def setup(self):  # the kernel starts in the server's environment, with its notebook's TensorFlow set-up
+        with server_environment(), notebook_flavour(self.nb):
             cold_setup(self)
 
     setup.warm = True

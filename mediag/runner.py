@@ -33,7 +33,7 @@ from pathlib import Path
 from mediag.export import NOTEBOOKS, ROOT
 from mediag.repro import QUIET_TF_ENV, SHARED_CORES_ENV
 from mediag.site import source_sections, title_of
-from mediag.warmkernel import WarmKernels, kernel_manager, notebook_environ, notebook_flavour
+from mediag.warmkernel import WarmKernels, kernel_manager, notebook_environ, notebook_flavour, server_environment
 
 
 def parse_params(items: list[str]) -> dict:
@@ -122,7 +122,7 @@ def execute(path: Path, out_dir: Path | None, in_place: bool, timeout: int, para
     start = time.perf_counter()
     error = ""
     try:
-        with notebook_flavour(nb):  # a warm kernel of the TensorFlow set-up the notebook asks for
+        with server_environment(), notebook_flavour(nb):  # a warm kernel of the set-up the notebook asks for
             client.execute()
     except CellExecutionError as exc:
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]

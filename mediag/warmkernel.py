@@ -385,6 +385,29 @@ def notebook_flavour(nb):
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def server_environment():
+    """Within: the environment is the one the running server was started in, but for this process's runtime-only
+    variables (`RUNTIME_ONLY_PREFIXES`). A kernel started here is warm whatever this process's own imports and
+    `setup()` calls left in its environment (a pytest worker that ran unit tests before a notebook), and does
+    not inherit them either. Without a server: the environment as it is."""
+    try:
+        with open(os.path.join(os.environ.get(DIR_ENV, "0"), "flavours.json")) as f:
+            started_in = json.load(f)["environ"]
+    except (OSError, ValueError, KeyError):
+        yield
+        return
+    saved = dict(os.environ)
+    runtime = {k: v for k, v in saved.items() if k.startswith(RUNTIME_ONLY_PREFIXES)}
+    os.environ.clear()
+    os.environ.update({**_import_env(started_in), **runtime})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def kernel_spec():
     """The Jupyter kernel spec of a warm kernel (argv starts the launcher; the rest as ipykernel's own)."""
     import ipykernel.kernelspec
@@ -427,9 +450,9 @@ class WarmKernels:
         names = sorted({flavour_name({**os.environ, **env}) for env in self.environs})
         self.process = subprocess.Popen([sys.executable, "-m", "mediag.warmkernel", "--serve", self.directory,
                                          *names], stdin=subprocess.DEVNULL)
-        with open(os.path.join(self.directory, "flavours.json"), "w") as f:
-            json.dump({"pid": self.process.pid, "flavours": names}, f)
         os.environ[DIR_ENV] = self.directory
+        with open(os.path.join(self.directory, "flavours.json"), "w") as f:
+            json.dump({"pid": self.process.pid, "flavours": names, "environ": dict(os.environ)}, f)
         return self
 
     def kernels(self) -> list[tuple[str, str]]:

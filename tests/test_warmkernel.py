@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from mediag.warmkernel import (
     kernel_manager,
     notebook_environ,
     notebook_flavour,
+    server_environment,
 )
 
 
@@ -100,9 +102,10 @@ def run(kc, code, timeout=120):
     return "".join(out).strip()
 
 
-def start(tmp_path):
+def start(tmp_path, in_server_environment=True):
     km = kernel_manager()
-    km.start_kernel(cwd=str(tmp_path), extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    with server_environment() if in_server_environment else contextlib.nullcontext():
+        km.start_kernel(cwd=str(tmp_path), extra_arguments=["--IPKernelApp.log_level=ERROR"])
     kc = km.client()
     kc.start_channels()
     kc.wait_for_ready(timeout=120)
@@ -145,9 +148,20 @@ def test_a_warm_kernel_starts_with_the_libraries_imported_in_its_own_directory_a
     assert km.provisioner is None or km.provisioner.process is None or km.provisioner.process.poll() is not None
 
 
+def test_in_the_server_environment_a_kernel_is_warm_whatever_this_process_set(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")  # as a unit test's setup() leaves it in a pytest worker
+    km, kc = start(tmp_path)
+    try:
+        assert run(kc, "import sys, os\nprint('tensorflow' in sys.modules, 'MKL_NUM_THREADS' in os.environ)") == \
+            "True False"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def test_a_kernel_whose_environment_differs_from_the_servers_starts_cold(server, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIAG_TEST_IMPORT_TIME_VARIABLE", "1")  # a library might read it when imported
-    km, kc = start(tmp_path)
+    km, kc = start(tmp_path, in_server_environment=False)
     try:
         assert run(kc, "import sys\nprint('tensorflow' in sys.modules)") == "False"
     finally:
