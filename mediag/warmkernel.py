@@ -314,8 +314,8 @@ def _connect(directory: str, name: str) -> socket.socket | None:
 
 def launch(argv: list[str]) -> None:
     """The kernel command: a warm kernel from the server of this environment's flavour, else a cold one."""
-    directory = os.environ.get(DIR_ENV, "0")
-    conn = None if directory == "0" else _connect(directory, flavour_name(os.environ))
+    directory = os.environ.get(DIR_ENV, "")
+    conn = None if directory in ("", "0") else _connect(directory, flavour_name(os.environ))
     if conn is None:
         _cold(argv)
     request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
@@ -433,7 +433,7 @@ def kernel_manager(**kwargs):
 class WarmKernels:
     """`with WarmKernels(environs):` runs a warm-kernel server for kernels started in this process's
     environment updated by each of `environs` (one flavour each), and points DIR_ENV at it. Does nothing
-    when DIR_ENV is "0" or a server is already running."""
+    when DIR_ENV is "0" or a server is already running (an empty DIR_ENV counts as unset)."""
 
     def __init__(self, environs: list[dict]):
         self.environs = environs
@@ -444,7 +444,7 @@ class WarmKernels:
         import subprocess
         import tempfile
 
-        if DIR_ENV in os.environ:
+        if os.environ.get(DIR_ENV):  # "0": warm kernels off; a directory: a server already runs
             return self
         self.directory = tempfile.mkdtemp(prefix="mediag-warm-")
         names = sorted({flavour_name({**os.environ, **env}) for env in self.environs})
