@@ -347,9 +347,8 @@ def run_course(notebooks: list[str], out: str = "build", in_place: bool = False,
     show = Progress(len(paths), live=live)
     kernel_defaults()
     # kernels forked from a server that has imported the libraries once (mediag.warmkernel)
-    warm = WarmKernels([env for env in map(notebook_environ, stored) if env is not None])
     try:
-        with warm:
+        with WarmKernels([env for env in map(notebook_environ, stored) if env is not None]):
             if jobs == 1:
                 results = []
                 for i, path in enumerate(paths, 1):

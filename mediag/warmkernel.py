@@ -269,8 +269,8 @@ def _socket_path(directory: str, name: str) -> str:
 
 
 def _flavour_env(name: str) -> dict:
-    values = json.loads(bytes.fromhex(name.rpartition(".")[2]).decode()) if "." in name else {}
-    return values
+    """The variables a `flavour_name` was made from."""
+    return json.loads(bytes.fromhex(name.rpartition(".")[2]).decode()) if "." in name else {}
 
 
 def flavour_name(environ) -> str:
