@@ -149,11 +149,13 @@ def test_a_warm_kernel_starts_with_the_libraries_imported_in_its_own_directory_a
 
 
 def test_in_the_server_environment_a_kernel_is_warm_whatever_this_process_set(server, tmp_path, monkeypatch):
-    monkeypatch.setenv("MKL_NUM_THREADS", "1")  # as a unit test's setup() leaves it in a pytest worker
+    # as a unit test's setup() leaves it in a pytest worker; 7: a value no setup() in this run sets, since the
+    # server itself may have started in a worker where an earlier test's setup() left its own value
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
     km, kc = start(tmp_path)
     try:
-        assert run(kc, "import sys, os\nprint('tensorflow' in sys.modules, 'MKL_NUM_THREADS' in os.environ)") == \
-            "True False"
+        assert run(kc, "import sys, os\nprint('tensorflow' in sys.modules, os.environ.get('MKL_NUM_THREADS') == '7')"
+                   ) == "True False"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
