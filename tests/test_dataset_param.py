@@ -17,7 +17,7 @@ from mediag.runner import run_course
 
 @pytest.fixture(scope="module")
 def medmnist_file(tmp_path_factory):
-    return write_synthetic(tmp_path_factory.mktemp("medmnist") / "abnormal28.npz", sizes=(700, 150, 200), seed=5)
+    return write_synthetic(tmp_path_factory.mktemp("medmnist") / "abnormal28.npz", sizes=(300, 100, 150), seed=5)
 
 
 def _outputs(path):
@@ -52,4 +52,4 @@ def test_notebook_09_on_a_medmnist_file(tmp_path, medmnist_file, capsys):
     assert code == 0, printed
     assert "0 failed" in printed
     text = _outputs(out / "09_evaluation_explainability.ipynb")
-    assert "evaluating: abnormal28 | validation 150" in text and "images" in text
+    assert "evaluating: abnormal28 | validation 100" in text and "images" in text
