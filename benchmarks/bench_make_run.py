@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -105,8 +106,6 @@ def seconds_per_file(junit_xml: Path) -> dict[str, float]:
 def fresh_clone_test() -> tuple[float, float, str, dict[str, float]]:
     """(install seconds, test seconds, pytest's last line, {test file: seconds}) of `make install` then `make test`
     in a fresh clone of HEAD (no .venv, no data cache, no build/)."""
-    import os
-
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "mediag"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
@@ -121,7 +120,7 @@ def fresh_clone_test() -> tuple[float, float, str, dict[str, float]]:
         return install, test, (lines[-1].strip("= ") if lines else f"exit status {done.returncode}"), files
 
 
-def test_time_breakdown(files: dict[str, float], workers: int, install: float) -> str:
+def make_test_breakdown(files: dict[str, float], workers: int, install: float) -> str:
     """Where `make test`'s time goes, and the least it could take on this machine with these files' times."""
     notebooks = sum(t for f, t in files.items() if f.endswith(".ipynb"))
     unit = sum(t for f, t in files.items() if not f.endswith(".ipynb"))
@@ -197,7 +196,7 @@ def main() -> None:
                   f"**{install + test:.0f} s** ({last}). Target ≤ {TEST_TARGET / 60:.0f} min: "
                   f"{'met' if install + test <= TEST_TARGET else 'not met'}."]
         if files:
-            lines += ["", test_time_breakdown(files, info["cpus"], install)]
+            lines += ["", make_test_breakdown(files, info["cpus"], install)]
     lines += ["", "The per-notebook times are also in build/times.json (the READMEs point to it) and on "
               "build/index.html; " + ("benchmarks/make_run_times.json keeps this run's copy, which orders the "
                                       "next runs (slowest first)." if complete else "this partial run did not "

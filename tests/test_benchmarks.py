@@ -32,5 +32,5 @@ def test_seconds_per_file_adds_up_each_files_tests(tmp_path):
         '</testsuite></testsuites>')
     files = bench_make_run.seconds_per_file(report)
     assert files == {"notebooks/08_diagnosis_pipeline.ipynb": 13.0, "tests/test_cli.py": 2.0}
-    text = bench_make_run.test_time_breakdown(files, workers=2, install=60.0)
+    text = bench_make_run.make_test_breakdown(files, workers=2, install=60.0)
     assert "notebooks' cells took 13 s" in text and "unit tests 2 s" in text and "at least 73 s" in text
